@@ -1,0 +1,1 @@
+//! `mpathutil`: everything sm-rs knows about dm-multipath.

@@ -1,0 +1,1 @@
+//! `sm-testkit`: what the tests stand on.
