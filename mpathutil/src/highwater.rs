@@ -1,0 +1,215 @@
+//! The most paths each map has had: `max` in `[active, max]`.
+//!
+//! A pulled controller must read `[1, 2]`, not `[1, 1]`, so `max` outlives the paths that
+//! made it. Stock mpathcount keeps it inside the PBD value; we also keep it on the host, in
+//! one small file under `run/sm-rs/`, so that every sm-rs program that reads the topology
+//! (the driver, the agent, `mpathutil`) agrees. A map is forgotten when it is released or
+//! gone, so a LUN attached again starts afresh.
+//!
+//! Writers serialise on a lock file and replace the ledger by rename, so a reader never sees
+//! half a file. `/run` is a tmpfs: the ledger, like the maps it describes, ends at reboot.
+
+use crate::root::HostRoot;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Where the ledger lives on the host.
+pub const LEDGER_PATH: &str = "/run/sm-rs/mpath-max.json";
+const LOCK_PATH: &str = "/run/sm-rs/mpath-max.lock";
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot keep path high-water marks in {path}: {source}")]
+pub struct LedgerError {
+    pub path: String,
+    #[source]
+    pub source: io::Error,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Contents {
+    version: u32,
+    /// WWID → the most paths seen at once.
+    max: BTreeMap<String, u32>,
+}
+
+/// The high-water ledger of one host.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    file: PathBuf,
+    lock: PathBuf,
+}
+
+impl Ledger {
+    pub fn new(root: &HostRoot) -> Self {
+        Self {
+            file: root.path(LEDGER_PATH),
+            lock: root.path(LOCK_PATH),
+        }
+    }
+
+    /// Records a view of every map (WWID → paths present now) and returns each map's max.
+    /// Maps missing from the view are gone and are forgotten.
+    pub fn record_all<'a>(
+        &self,
+        totals: impl IntoIterator<Item = (&'a str, u32)>,
+    ) -> Result<BTreeMap<String, u32>, LedgerError> {
+        let totals: BTreeMap<&str, u32> = totals.into_iter().collect();
+        self.update(|max| {
+            max.retain(|wwid, _| totals.contains_key(wwid.as_str()));
+            for (wwid, total) in &totals {
+                raise(max, wwid, *total);
+            }
+            max.clone()
+        })
+    }
+
+    /// Records one map's paths present now and returns its max; `None` means the map is
+    /// gone and is forgotten.
+    pub fn record(&self, wwid: &str, total: Option<u32>) -> Result<Option<u32>, LedgerError> {
+        self.update(|max| match total {
+            Some(total) => Some(raise(max, wwid, total)),
+            None => {
+                max.remove(wwid);
+                None
+            }
+        })
+    }
+
+    /// Forgets every map not in `present` (a listing without path counts).
+    pub fn retain<'a>(
+        &self,
+        present: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), LedgerError> {
+        let present: std::collections::BTreeSet<&str> = present.into_iter().collect();
+        self.update(|max| max.retain(|wwid, _| present.contains(wwid.as_str())))
+    }
+
+    /// Forgets a map (it was released).
+    pub fn forget(&self, wwid: &str) -> Result<(), LedgerError> {
+        self.record(wwid, None).map(drop)
+    }
+
+    /// The maxima as they stand.
+    pub fn read(&self) -> Result<BTreeMap<String, u32>, LedgerError> {
+        Ok(self.load().map_err(|e| self.error(e))?.max)
+    }
+
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, u32>) -> T,
+    ) -> Result<T, LedgerError> {
+        if let Some(dir) = self.file.parent() {
+            fs::create_dir_all(dir).map_err(|e| self.error(e))?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .map_err(|e| self.error(e))?;
+        lock.lock().map_err(|e| self.error(e))?;
+        let mut contents = self.load().map_err(|e| self.error(e))?;
+        let before = contents.max.clone();
+        let result = change(&mut contents.max);
+        if contents.max != before {
+            contents.version = 1;
+            self.store(&contents).map_err(|e| self.error(e))?;
+        }
+        drop(lock);
+        Ok(result)
+    }
+
+    fn load(&self) -> io::Result<Contents> {
+        let text = match fs::read_to_string(&self.file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Contents::default()),
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_str(&text) {
+            Ok(contents) => Ok(contents),
+            Err(_) => {
+                // Keep the damaged file for whoever investigates, and start again: the next
+                // reading of the topology re-establishes every current count.
+                let aside = self.file.with_extension("json.corrupt");
+                fs::rename(&self.file, aside)?;
+                Ok(Contents::default())
+            }
+        }
+    }
+
+    fn store(&self, contents: &Contents) -> io::Result<()> {
+        let temp = self.file.with_extension("json.tmp");
+        let mut file = File::create(&temp)?;
+        file.write_all(&serde_json::to_vec(contents).map_err(io::Error::other)?)?;
+        drop(file);
+        fs::rename(&temp, &self.file)
+    }
+
+    fn error(&self, source: io::Error) -> LedgerError {
+        LedgerError {
+            path: self.file.display().to_string(),
+            source,
+        }
+    }
+}
+
+fn raise(max: &mut BTreeMap<String, u32>, wwid: &str, total: u32) -> u32 {
+    let entry = max.entry(wwid.to_string()).or_insert(0);
+    *entry = (*entry).max(total);
+    *entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_is_a_high_water_mark_and_gone_maps_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(&HostRoot::new(dir.path()));
+        assert_eq!(ledger.record_all([("a", 2), ("b", 4)]).unwrap()["a"], 2);
+        let max = ledger.record_all([("a", 1), ("b", 4)]).unwrap();
+        assert_eq!((max["a"], max["b"]), (2, 4));
+        let max = ledger.record_all([("a", 2)]).unwrap();
+        assert!(!max.contains_key("b"));
+        assert_eq!(ledger.record("b", Some(1)).unwrap(), Some(1));
+        ledger.forget("a").unwrap();
+        assert_eq!(ledger.read().unwrap().keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn a_damaged_ledger_is_kept_aside_and_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let ledger = Ledger::new(&root);
+        fs::create_dir_all(root.path("/run/sm-rs")).unwrap();
+        fs::write(root.path(LEDGER_PATH), "{not json").unwrap();
+        assert_eq!(ledger.record("a", Some(3)).unwrap(), Some(3));
+        assert!(root.path("/run/sm-rs/mpath-max.json.corrupt").exists());
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let ledger = Ledger::new(&root);
+                std::thread::spawn(move || {
+                    for n in 0..20 {
+                        ledger.record(&format!("map{i}"), Some(n)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let max = Ledger::new(&root).read().unwrap();
+        assert_eq!(max.len(), 8);
+        assert!(max.values().all(|m| *m == 19));
+    }
+}

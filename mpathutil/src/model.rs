@@ -1,0 +1,238 @@
+//! The topology model: map → path groups → paths, as multipathd reports them.
+//!
+//! Every field a source may lack is an `Option`: `show maps json` has no size and no H:C:T:L,
+//! the topology text has no per-path priority or WWNs, the 0.4.x text has no device state.
+//! State words are enums holding every word multipath-tools prints; a word we do not know is
+//! kept verbatim in `Unknown` so nothing is lost and nothing panics.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// Defines a state-word enum: known words map to variants, anything else to `Unknown(word)`.
+macro_rules! state_words {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)+
+            /// A word this version of sm-rs does not know, kept as printed.
+            Unknown(String),
+        }
+
+        impl $name {
+            /// Parses a state word exactly as multipath-tools prints it.
+            pub fn from_word(word: &str) -> Self {
+                match word {
+                    $($word => Self::$variant,)+
+                    other => Self::Unknown(other.to_string()),
+                }
+            }
+
+            /// The word as multipath-tools prints it.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $word,)+
+                    Self::Unknown(word) => word,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+state_words! {
+    /// A map's device-mapper state (`%t` of a map).
+    MapDmState { Active = "active", Suspend = "suspend", Undef = "undef" }
+}
+
+state_words! {
+    /// Whether the map is writable (`%r`, `wp=`).
+    WriteProt { Rw = "rw", Ro = "ro", Undef = "undef" }
+}
+
+state_words! {
+    /// The kernel's view of a path (`%t` of a path): the last `A`/`F` of the status line.
+    PathDmState { Active = "active", Failed = "failed", Undef = "undef" }
+}
+
+state_words! {
+    /// The path checker's verdict (`%T`, `chk_st`).
+    CheckerState {
+        Ready = "ready",
+        Faulty = "faulty",
+        Shaky = "shaky",
+        Ghost = "ghost",
+        IoPending = "i/o pending",
+        IoTimeout = "i/o timeout",
+        Delayed = "delayed",
+        Disconnected = "disconnected",
+        Undef = "undef",
+    }
+}
+
+state_words! {
+    /// The SCSI device state from sysfs (`%o`, `dev_st`).
+    ///
+    /// multipath-tools prints `unknown` for a path that belongs to no map: that is `Orphan`.
+    DevState { Running = "running", Offline = "offline", Orphan = "unknown" }
+}
+
+state_words! {
+    /// A path group's kernel state (`status=`, group `dm_st`).
+    GroupState { Active = "active", Enabled = "enabled", Disabled = "disabled", Undef = "undef" }
+}
+
+state_words! {
+    /// Marginal path groups (`marginal_st`).
+    Marginal { Normal = "normal", Marginal = "marginal" }
+}
+
+/// Host:Channel:Target:LUN of a SCSI path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hcil {
+    pub host: u32,
+    pub channel: u32,
+    pub target: u32,
+    pub lun: u64,
+}
+
+impl Hcil {
+    /// Parses `h:c:t:l`; `#:#:#:#` (no SCSI address) and anything malformed give `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split(':');
+        let host = parts.next()?.parse().ok()?;
+        let channel = parts.next()?.parse().ok()?;
+        let target = parts.next()?.parse().ok()?;
+        let lun = parts.next()?.parse().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            host,
+            channel,
+            target,
+            lun,
+        })
+    }
+}
+
+impl fmt::Display for Hcil {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}:{}",
+            self.host, self.channel, self.target, self.lun
+        )
+    }
+}
+
+impl Serialize for Hcil {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Everything multipathd reported in one read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Topology {
+    pub maps: Vec<Map>,
+}
+
+impl Topology {
+    /// The map whose name or WWID is `id`.
+    pub fn map(&self, id: &str) -> Option<&Map> {
+        self.maps.iter().find(|m| m.wwid == id || m.name == id)
+    }
+}
+
+/// One multipath map (a dm-multipath device).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Map {
+    /// The alias, or the WWID when user_friendly_names is off (as on XenServer).
+    pub name: String,
+    /// The WWID; on XenServer this is the SCSIid.
+    pub wwid: String,
+    /// `dm-N`, or `None` when multipathd printed `undef` or did not say.
+    pub sysfs: Option<String>,
+    pub vendor: Option<String>,
+    pub product: Option<String>,
+    pub revision: Option<String>,
+    /// As multipath prints it, e.g. `100G`.
+    pub size: Option<String>,
+    /// The feature words, e.g. `1 queue_if_no_path`.
+    pub features: Option<String>,
+    pub hwhandler: Option<String>,
+    pub write_prot: Option<WriteProt>,
+    pub dm_state: Option<MapDmState>,
+    /// `%Q`: `off`, `on`, `-`, `N sec`, `N chk`.
+    pub queueing: Option<String>,
+    pub failback: Option<String>,
+    /// The last configure action (`create`, `reload`, …), when multipathd said.
+    pub action: Option<String>,
+    /// Paths multipathd itself counts as usable (`%N`: checker up or ghost).
+    pub usable_paths_reported: Option<u32>,
+    pub path_faults: Option<u64>,
+    /// Not serialized here: [`crate::report`] writes groups with what it computes for them.
+    #[serde(skip)]
+    pub groups: Vec<PathGroup>,
+}
+
+impl Map {
+    /// Whether I/O queues when no path is left (`queue_if_no_path` in the features).
+    pub fn queue_if_no_path(&self) -> bool {
+        self.features
+            .as_deref()
+            .is_some_and(|f| f.split_whitespace().any(|w| w == "queue_if_no_path"))
+    }
+
+    /// Every path of every group, in group order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.groups.iter().flat_map(|g| g.paths.iter())
+    }
+}
+
+/// A path group: the kernel uses one group at a time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PathGroup {
+    /// The path selector with its argument count, e.g. `service-time 0`.
+    pub selector: Option<String>,
+    pub priority: Option<i32>,
+    pub state: Option<GroupState>,
+    pub marginal: Option<Marginal>,
+    /// Not serialized here: [`crate::report`] writes paths with their verdicts.
+    #[serde(skip)]
+    pub paths: Vec<Path>,
+}
+
+/// One path to the LUN: a SCSI device through one initiator port and one target port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Path {
+    pub hcil: Option<Hcil>,
+    /// Kernel name, e.g. `sdb`; `None` when multipathd printed `-`.
+    pub dev: Option<String>,
+    /// `major:minor`.
+    pub dev_t: Option<String>,
+    pub dm_state: Option<PathDmState>,
+    pub checker_state: Option<CheckerState>,
+    pub dev_state: Option<DevState>,
+    pub checker: Option<String>,
+    pub priority: Option<i32>,
+    pub host_wwnn: Option<String>,
+    pub target_wwnn: Option<String>,
+    pub host_wwpn: Option<String>,
+    pub target_wwpn: Option<String>,
+    pub host_adapter: Option<String>,
+    pub lun_hex: Option<String>,
+    pub marginal: Option<Marginal>,
+}
