@@ -1,1 +1,11 @@
 //! `sm-testkit`: what the tests stand on.
+//!
+//! - [`fabric`]: arrays, controllers, ports, ALUA groups, LUNs and the host's SCSI disks,
+//!   with the faults storage administrators meet (a controller pulled, a port cut, …);
+//! - [`multipathd_sim`]: multipathd's socket protocol served from a fabric;
+//! - [`scenarios`]: ready-made fabrics: the seed log's array, and large ones for benchmarks.
+
+pub mod bins;
+pub mod fabric;
+pub mod multipathd_sim;
+pub mod scenarios;

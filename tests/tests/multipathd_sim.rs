@@ -1,0 +1,545 @@
+//! The multipathd simulator speaks multipathd's protocol: the real client talks to it, and
+//! what it prints has multipath-tools 0.9's shape, errors included.
+
+use mpathutil::client::{self, Config, Error, Multipathd};
+use mpathutil::model::{CheckerState, PathDmState};
+use mpathutil::parse::{parse_map_json, parse_maps_json, parse_table, parse_topology};
+use mpathutil::{PathCounts, Topology};
+use sm_testkit::fabric::{AluaState, Fabric, Transport};
+use sm_testkit::multipathd_sim::{
+    DaemonConfig, Faults, FindMultipaths, MultipathdSim, PeerPolicy, ReplyStyle,
+};
+use sm_testkit::scenarios::{SEED_WWID, large_fabric, seed_fabric};
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::time::Duration;
+
+fn seed_sim(config: DaemonConfig) -> (MultipathdSim, sm_testkit::fabric::ArrayId) {
+    let (fabric, array) = seed_fabric();
+    (MultipathdSim::start(fabric, config).unwrap(), array)
+}
+
+fn client(sim: &MultipathdSim) -> Multipathd {
+    Multipathd::connect(&Config::for_socket(sim.socket_name())).unwrap()
+}
+
+/// Sends raw bytes and reads one raw reply frame (or nothing).
+fn raw_exchange(sim: &MultipathdSim, request: &[u8]) -> Option<String> {
+    let name = sim.socket_name().strip_prefix('@').unwrap();
+    let mut stream =
+        UnixStream::connect_addr(&SocketAddr::from_abstract_name(name).unwrap()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).ok()?;
+    let mut body = vec![0u8; usize::from_ne_bytes(header)];
+    stream.read_exact(&mut body).ok()?;
+    assert_eq!(body.pop(), Some(0), "replies end with a NUL");
+    Some(String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn frames_carry_a_native_length_and_a_nul() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let reply = raw_exchange(&sim, &client::encode_request("show daemon")).unwrap();
+    assert_eq!(reply, "pid 4242 idle\n");
+    // A length over 512 is dropped without a reply, as multipathd does.
+    let mut bad = 4096usize.to_ne_bytes().to_vec();
+    bad.extend_from_slice(b"show maps\0");
+    assert_eq!(raw_exchange(&sim, &bad), None);
+}
+
+#[test]
+fn several_commands_share_one_connection() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    for _ in 0..5 {
+        assert_eq!(daemon.list_maps().unwrap()[0].wwid, SEED_WWID);
+        assert!(daemon.topology_text().unwrap().contains("Intel,Multi-Flex"));
+    }
+    assert_eq!(sim.connections(), 1);
+}
+
+#[test]
+fn show_maps_is_a_padded_table() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let reply = client(&sim).send("show maps").unwrap();
+    assert_eq!(
+        reply,
+        "name              sysfs uuid             \n22202000155fdb615 dm-0  22202000155fdb615\n"
+    );
+    let table = parse_table(&reply).unwrap();
+    assert_eq!(table.column("sysfs"), ["dm-0"]);
+}
+
+#[test]
+fn show_paths_default_and_formats() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    let reply = daemon.send("show paths").unwrap();
+    let mut lines = reply.lines();
+    assert_eq!(
+        lines.next(),
+        Some("hcil    dev dev_t pri dm_st  chk_st dev_st  next_check    ")
+    );
+    assert_eq!(
+        lines.next(),
+        Some("0:0:0:0 sda 8:0   50  active ready  running XX........ 1/5")
+    );
+    assert_eq!(
+        lines.next(),
+        Some("0:0:1:0 sdb 8:16  1   active ready  running XX........ 1/5")
+    );
+    let raw = daemon
+        .send("show paths raw format \"%d %w %t %T %s %P %L\"")
+        .unwrap();
+    assert_eq!(
+        raw.lines().next(),
+        Some("sda 22202000155fdb615 active ready Intel,Multi-Flex scsi:sas 0x0000000000000000")
+    );
+    assert_eq!(daemon.send("show path sdb").unwrap(), "running\n");
+}
+
+#[test]
+fn topology_text_and_json_describe_the_same_state() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    let text = daemon.topology_text().unwrap();
+    assert_eq!(
+        text,
+        "create: 22202000155fdb615 dm-0 Intel,Multi-Flex\n\
+         size=100G features='1 queue_if_no_path' hwhandler='1 alua' wp=rw\n\
+         |-+- policy='round-robin 0' prio=50 status=active\n\
+         | `- 0:0:0:0 sda 8:0  active ready running\n\
+         `-+- policy='round-robin 0' prio=1 status=enabled\n\
+         \u{20} `- 0:0:1:0 sdb 8:16 active ready running\n"
+    );
+    let json = daemon.send("show maps json").unwrap();
+    let from_json = parse_maps_json(&json).unwrap();
+    let from_text = parse_topology(&text).unwrap();
+    assert_eq!(
+        from_json.maps[0].groups.len(),
+        from_text.maps[0].groups.len()
+    );
+    assert_eq!(
+        PathCounts::of(&from_json.maps[0]),
+        PathCounts::of(&from_text.maps[0])
+    );
+    assert_eq!(from_json.maps[0].failback.as_deref(), Some("immediate"));
+    assert_eq!(from_json.maps[0].queueing.as_deref(), Some("on"));
+    let one = daemon.send(&format!("show map {SEED_WWID} json")).unwrap();
+    assert!(
+        one.starts_with("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"map\":{\n")
+    );
+    assert!(one.ends_with("      }]\n   }\n}\n"), "{one}");
+    assert_eq!(parse_map_json(&one).unwrap().wwid, SEED_WWID);
+}
+
+#[test]
+fn json_is_laid_out_as_multipathd_prints_it() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let json = client(&sim).send("show maps json").unwrap();
+    assert!(json.starts_with("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": [{\n      \"name\" : \"22202000155fdb615\",\n"));
+    assert!(json.contains("      \"q_timeouts\" : 0,\n      \"path_groups\": [{\n         \"selector\" : \"round-robin 0\",\n"));
+    assert!(json.contains("         \"marginal_st\" : \"normal\",\n         \"group\" : 1,\n         \"paths\": [{\n            \"dev\" : \"sda\",\n"));
+    assert!(json.contains("            \"marginal_st\" : \"normal\"\n         }]\n      },{\n"));
+    assert!(json.ends_with("         }]\n      }]\n   }]\n}\n"));
+    serde_json::from_str::<serde_json::Value>(&json).unwrap();
+}
+
+#[test]
+fn empty_listings_answer_ok() {
+    let mut fabric = Fabric::new();
+    fabric.add_host_port(Transport::Virtio);
+    let sim = MultipathdSim::start(fabric, DaemonConfig::default()).unwrap();
+    let mut daemon = client(&sim);
+    for cmd in ["show maps", "show topology", "show paths"] {
+        assert_eq!(daemon.send(cmd).unwrap(), "ok\n", "{cmd}");
+    }
+    assert_eq!(
+        daemon.send("show maps json").unwrap(),
+        "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": []\n}\n"
+    );
+    assert_eq!(daemon.snapshot().unwrap(), Topology::default());
+}
+
+#[test]
+fn unknown_commands_get_the_help_text() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    let reply = raw_exchange(&sim, &client::encode_request("show frobs")).unwrap();
+    assert!(reply.starts_with("fail\nshow frobs: not found\nmultipath-tools v0.9.8 (02/15, 2024)\nCLI commands reference:\n"));
+    assert!(matches!(
+        daemon.send("show frobs"),
+        Err(Error::UnknownCommand { .. })
+    ));
+    assert_eq!(
+        raw_exchange(&sim, &client::encode_request("frob maps")).unwrap(),
+        "fail\n"
+    );
+    assert!(
+        raw_exchange(&sim, &client::encode_request("show map"))
+            .unwrap()
+            .starts_with("fail\nshow map: Missing argument\n")
+    );
+    // `sh` is ambiguous (show, shutdown) and not the last word: a bare `fail`.
+    assert_eq!(
+        raw_exchange(&sim, &client::encode_request("sh maps")).unwrap(),
+        "fail\n"
+    );
+}
+
+#[test]
+fn an_open_map_is_not_removed_and_both_versions_say_so_their_way() {
+    for style in [ReplyStyle::V0_9_8, ReplyStyle::V0_9_4] {
+        let (sim, _) = seed_sim(DaemonConfig {
+            style,
+            ..DaemonConfig::default()
+        });
+        sim.with(|w| assert!(w.daemon.set_open(SEED_WWID, true)));
+        let mut daemon = client(&sim);
+        let err = daemon.remove_map(SEED_WWID).unwrap_err();
+        match style {
+            ReplyStyle::V0_9_8 => assert!(matches!(err, Error::MapInUse { .. }), "{err}"),
+            ReplyStyle::V0_9_4 => assert!(matches!(err, Error::Failed { .. }), "{err}"),
+        }
+        assert_eq!(daemon.list_maps().unwrap().len(), 1, "nothing changed");
+        sim.with(|w| w.daemon.set_open(SEED_WWID, false));
+        daemon.remove_map(SEED_WWID).unwrap();
+        assert!(daemon.list_maps().unwrap().is_empty());
+        let err = daemon.remove_map(SEED_WWID).unwrap_err();
+        match style {
+            ReplyStyle::V0_9_8 => assert!(matches!(err, Error::DeviceNotFound { .. }), "{err}"),
+            ReplyStyle::V0_9_4 => assert!(matches!(err, Error::Failed { .. }), "{err}"),
+        }
+    }
+}
+
+#[test]
+fn add_map_creates_from_known_paths_and_refuses_unknown_or_blacklisted() {
+    let (fabric, _) = seed_fabric();
+    let config = DaemonConfig {
+        find_multipaths: FindMultipaths::Strict,
+        blacklist_wwids: ["3600blacklisted".to_string()].into(),
+        ..DaemonConfig::default()
+    };
+    let sim = MultipathdSim::start(fabric, config).unwrap();
+    let mut daemon = client(&sim);
+    assert!(
+        daemon.list_maps().unwrap().is_empty(),
+        "strict: no map until asked"
+    );
+    let paths = daemon
+        .send("show paths raw format \"%d %m %C %T\"")
+        .unwrap();
+    assert_eq!(
+        paths,
+        "sda [orphan] orphan undef\nsdb [orphan] orphan undef\n"
+    );
+    daemon.add_map(SEED_WWID).unwrap();
+    assert_eq!(daemon.topology().unwrap().maps[0].paths().count(), 2);
+    daemon.add_map(SEED_WWID).unwrap(); // again: still ok
+    assert!(matches!(
+        daemon.add_map("3600nosuchlun"),
+        Err(Error::Failed { .. })
+    ));
+    assert!(matches!(
+        daemon.add_map("3600blacklisted"),
+        Err(Error::Blacklisted { .. })
+    ));
+}
+
+#[test]
+fn paths_can_be_failed_reinstated_removed_and_added() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    daemon.fail_path("sdb").unwrap();
+    let map = &daemon.topology().unwrap().maps[0];
+    let sdb = map
+        .paths()
+        .find(|p| p.dev.as_deref() == Some("sdb"))
+        .unwrap();
+    assert_eq!(sdb.dm_state, Some(PathDmState::Failed));
+    assert_eq!(
+        sdb.checker_state,
+        Some(CheckerState::Ready),
+        "the checker is frozen"
+    );
+    daemon.reinstate_path("8:16").unwrap();
+    assert_eq!(
+        PathCounts::of(&daemon.topology().unwrap().maps[0]).active,
+        2
+    );
+    daemon.remove_path("sdb").unwrap();
+    assert_eq!(daemon.topology().unwrap().maps[0].paths().count(), 1);
+    assert!(matches!(
+        daemon.remove_path("sdb"),
+        Err(Error::Failed { .. })
+    ));
+    daemon.add_path("sdb").unwrap();
+    assert_eq!(daemon.topology().unwrap().maps[0].paths().count(), 2);
+    assert!(matches!(daemon.fail_path("sdz"), Err(Error::Failed { .. })));
+}
+
+#[test]
+fn non_root_peers_may_only_look() {
+    for (style, prefix) in [(ReplyStyle::V0_9_8, "fail\n"), (ReplyStyle::V0_9_4, "")] {
+        let (sim, _) = seed_sim(DaemonConfig {
+            style,
+            peers: PeerPolicy::AllUnprivileged,
+            ..DaemonConfig::default()
+        });
+        let mut daemon = client(&sim);
+        assert!(daemon.topology().is_ok());
+        assert!(matches!(
+            daemon.remove_map(SEED_WWID),
+            Err(Error::PermissionDenied { .. })
+        ));
+        let reply = raw_exchange(&sim, &client::encode_request("reconfigure")).unwrap();
+        assert_eq!(reply, format!("{prefix}permission deny: need to be root\n"));
+    }
+}
+
+#[test]
+fn root_peers_are_recognised_by_their_credentials() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    // The suite runs as root in CI; elsewhere the refusal is the expected answer.
+    let root = rustix::process::geteuid().is_root();
+    assert_eq!(client(&sim).reconfigure().is_ok(), root);
+}
+
+#[test]
+fn timeouts_are_retried_until_the_daemon_answers() {
+    for style in [ReplyStyle::V0_9_8, ReplyStyle::V0_9_4] {
+        let (sim, _) = seed_sim(DaemonConfig {
+            style,
+            ..DaemonConfig::default()
+        });
+        sim.inject(Faults {
+            timeouts: 2,
+            ..Faults::default()
+        });
+        let mut daemon = client(&sim);
+        assert_eq!(
+            daemon.list_maps().unwrap().len(),
+            1,
+            "third attempt answers"
+        );
+        sim.inject(Faults {
+            timeouts: 5,
+            ..Faults::default()
+        });
+        assert!(matches!(
+            daemon.list_maps(),
+            Err(Error::Busy { attempts: 3, .. })
+        ));
+        // `show daemon` never waits for the lock.
+        sim.inject(Faults {
+            timeouts: 5,
+            ..Faults::default()
+        });
+        assert!(daemon.daemon_state().is_ok());
+    }
+}
+
+#[test]
+fn a_stalled_reply_is_a_timeout_then_a_fresh_connection_works() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let config = Config {
+        reply_timeout: Duration::from_millis(200),
+        attempts: 1,
+        ..Config::for_socket(sim.socket_name())
+    };
+    let mut daemon = Multipathd::connect(&config).unwrap();
+    sim.inject(Faults {
+        stall: Some((1, Duration::from_millis(600))),
+        ..Faults::default()
+    });
+    assert!(matches!(daemon.list_maps(), Err(Error::Timeout { .. })));
+    assert_eq!(daemon.list_maps().unwrap().len(), 1);
+}
+
+#[test]
+fn garbage_frames_are_protocol_errors() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    sim.inject(Faults {
+        raw: Some((1, (1usize << 40).to_ne_bytes().to_vec())),
+        ..Faults::default()
+    });
+    assert!(matches!(
+        client(&sim).list_maps(),
+        Err(Error::Protocol { .. })
+    ));
+}
+
+#[test]
+fn shutdown_leaves_nobody_listening() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    client(&sim).send("shutdown").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sim.running() || Multipathd::connect(&Config::for_socket(sim.socket_name())).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listening after shutdown"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(matches!(
+        Multipathd::connect(&Config::for_socket(sim.socket_name())),
+        Err(Error::NotRunning { .. })
+    ));
+}
+
+#[test]
+fn alua_failover_regroups_and_standby_paths_are_ghosts() {
+    let fabric = large_fabric(1);
+    let sim = MultipathdSim::start(fabric, DaemonConfig::default()).unwrap();
+    let mut daemon = client(&sim);
+    let before = daemon.topology().unwrap().maps.remove(0);
+    assert_eq!(
+        before.groups.iter().map(|g| g.priority).collect::<Vec<_>>(),
+        [Some(50), Some(10)]
+    );
+    sim.fabric(|f| {
+        f.set_alua(sm_testkit::fabric::ArrayId(0), 1, AluaState::Standby);
+        f.set_alua(
+            sm_testkit::fabric::ArrayId(0),
+            2,
+            AluaState::ActiveOptimized,
+        );
+    });
+    let after = daemon.topology().unwrap().maps.remove(0);
+    assert_eq!(
+        after.groups.iter().map(|g| g.priority).collect::<Vec<_>>(),
+        [Some(50), Some(1)]
+    );
+    assert!(
+        after.groups[1]
+            .paths
+            .iter()
+            .all(|p| p.checker_state == Some(CheckerState::Ghost))
+    );
+    assert_eq!(
+        PathCounts::of(&after),
+        PathCounts {
+            active: 4,
+            total: 4
+        }
+    );
+    // The paths that were the standby group's are now first.
+    assert_eq!(before.groups[1].paths[0].dev, after.groups[0].paths[0].dev);
+}
+
+#[test]
+fn a_failed_group_keeps_its_place_and_the_kernel_moves_on() {
+    let (sim, array) = seed_sim(DaemonConfig::default());
+    sim.fabric(|f| f.fail_port(array, "SCM1-P0"));
+    let map = client(&sim).topology().unwrap().maps.remove(0);
+    let groups: Vec<_> = map
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.priority.unwrap(),
+                g.state.as_ref().unwrap().as_str().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [(0, "enabled".to_string()), (1, "active".to_string())]
+    );
+    assert_eq!(
+        map.groups[0].paths[0].checker_state,
+        Some(CheckerState::Faulty)
+    );
+    sim.fabric(|f| f.restore_port(array, "SCM1-P0"));
+    let json = client(&sim).snapshot().unwrap();
+    assert_eq!(json.maps[0].path_faults, Some(1));
+    assert_eq!(
+        json.maps[0].groups[0].state.as_ref().map(|s| s.as_str()),
+        Some("active"),
+        "failback immediate"
+    );
+}
+
+#[test]
+fn a_booting_controller_goes_transitioning_standby_active() {
+    use sm_testkit::fabric::BootStage;
+    let (sim, array) = seed_sim(DaemonConfig::default());
+    sim.fabric(|f| f.pull_controller(array, "SCM1"));
+    let mut seen = Vec::new();
+    for stage in [BootStage::PortsUp, BootStage::Standby, BootStage::Active] {
+        sim.fabric(|f| f.boot_controller(array, "SCM1", stage));
+        let map = client(&sim).topology().unwrap().maps.remove(0);
+        let scm1 = map
+            .paths()
+            .find(|p| p.hcil.map(|h| h.target) == Some(2))
+            .unwrap()
+            .clone();
+        seen.push(scm1.checker_state.unwrap().as_str().to_string());
+    }
+    // The Multi-Flex answers TUR on a standby port, so standby reads `ready` here.
+    assert_eq!(seen, ["i/o pending", "ready", "ready"]);
+}
+
+#[test]
+fn user_friendly_names_show_the_wwid_beside_the_alias() {
+    let (sim, _) = seed_sim(DaemonConfig {
+        user_friendly_names: true,
+        ..DaemonConfig::default()
+    });
+    let text = client(&sim).topology_text().unwrap();
+    assert!(
+        text.starts_with("create: mpatha (22202000155fdb615) dm-0 Intel,Multi-Flex\n"),
+        "{text}"
+    );
+    // Before 0.9.9 multipathd finds maps by alias only: `add map <wwid>` makes it, then fails.
+    assert!(client(&sim).add_map(SEED_WWID).is_err());
+}
+
+#[test]
+fn status_and_wildcards_reports() {
+    let (sim, array) = seed_sim(DaemonConfig::default());
+    sim.fabric(|f| f.fail_port(array, "SCM2-P0"));
+    let mut daemon = client(&sim);
+    assert_eq!(
+        daemon.send("show status").unwrap(),
+        "path checker states:\ndown                1\nup                  1\n\npaths: 2\nbusy: False\n"
+    );
+    let wildcards = daemon.send("show wildcards").unwrap();
+    assert!(wildcards.starts_with("multipath format wildcards:\n%n  name\n%w  uuid\n"));
+    assert!(wildcards.contains("\npath format wildcards:\n%w  uuid\n%i  hcil\n"));
+}
+
+#[test]
+fn a_thousand_maps_with_four_paths_each() {
+    let sim = MultipathdSim::start(large_fabric(1024), DaemonConfig::default()).unwrap();
+    let mut daemon = client(&sim);
+    let snapshot = daemon.snapshot().unwrap();
+    assert_eq!(snapshot.maps.len(), 1024);
+    assert!(
+        snapshot
+            .maps
+            .iter()
+            .all(|m| m.paths().count() == 4 && m.size.as_deref() == Some("64G"))
+    );
+    assert!(
+        snapshot
+            .maps
+            .iter()
+            .flat_map(|m| m.paths())
+            .all(|p| p.hcil.is_some())
+    );
+    let names: std::collections::BTreeSet<_> = snapshot
+        .maps
+        .iter()
+        .flat_map(|m| m.paths())
+        .filter_map(|p| p.dev.clone())
+        .collect();
+    assert_eq!(names.len(), 4096, "every path has its own disk");
+    assert_eq!(daemon.topology().unwrap().maps.len(), 1024);
+}
