@@ -200,6 +200,40 @@ impl Map {
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.groups.iter().flat_map(|g| g.paths.iter())
     }
+
+    /// The shape of the map on one line, for log lines and comparisons:
+    /// `<prio> <status> [<hcil> <dev> <dev_t> <dm> <chk>, …] | …`, one part per group.
+    pub fn describe(&self) -> String {
+        fn word<T: fmt::Display>(value: Option<T>) -> String {
+            value.map_or_else(|| "?".to_string(), |v| v.to_string())
+        }
+        self.groups
+            .iter()
+            .map(|g| {
+                let paths: Vec<String> = g
+                    .paths
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {} {} {} {}",
+                            word(p.hcil),
+                            word(p.dev.as_deref()),
+                            word(p.dev_t.as_deref()),
+                            word(p.dm_state.as_ref()),
+                            word(p.checker_state.as_ref()),
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{} {} [{}]",
+                    word(g.priority),
+                    word(g.state.as_ref()),
+                    paths.join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
 }
 
 /// A path group: the kernel uses one group at a time.

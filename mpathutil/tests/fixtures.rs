@@ -3,6 +3,8 @@
 //! storage controllers were pulled and pushed back) and every capture of the real-stack VM
 //! (multipath-tools 0.9.4, `reference/realstack.md`).
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
 use mpathutil::health::{Health, PathCounts};
 use mpathutil::model::{CheckerState, DevState, Map, WriteProt};
 use mpathutil::parse::{parse_maps_json, parse_table, parse_topology};
@@ -11,36 +13,6 @@ use std::fs;
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// One line per map: `group prio status [hcil dev dev_t dm chk] | …`.
-fn summary(map: &Map) -> String {
-    map.groups
-        .iter()
-        .map(|g| {
-            let paths: Vec<String> = g
-                .paths
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} {} {} {} {}",
-                        p.hcil.map(|h| h.to_string()).unwrap_or_default(),
-                        p.dev.as_deref().unwrap_or("-"),
-                        p.dev_t.as_deref().unwrap_or("-"),
-                        p.dm_state.as_ref().map_or("?", |s| s.as_str()),
-                        p.checker_state.as_ref().map_or("?", |s| s.as_str()),
-                    )
-                })
-                .collect();
-            format!(
-                "{} {} [{}]",
-                g.priority.map_or("?".to_string(), |p| p.to_string()),
-                g.state.as_ref().map_or("?", |s| s.as_str()),
-                paths.join(", ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 fn seed_block(name: &str, expected: &str, active: u32, total: u32) {
@@ -61,7 +33,7 @@ fn seed_block(name: &str, expected: &str, active: u32, total: u32) {
             .iter()
             .all(|g| g.selector.as_deref() == Some("round-robin 0"))
     );
-    assert_eq!(summary(map), expected, "{name}");
+    assert_eq!(map.describe(), expected, "{name}");
     assert_eq!(PathCounts::of(map), PathCounts { active, total }, "{name}");
 }
 
@@ -170,7 +142,7 @@ fn legacy_format_with_upstream_indentation_and_padding() {
     assert_eq!(map.product.as_deref(), Some("1815      FAStT"));
     assert_eq!(map.write_prot, None);
     assert_eq!(
-        summary(map),
+        map.describe(),
         "6 active [1:0:0:1 sdc 8:32 active ready] | 0 enabled [2:0:1:1 sdf 8:80 failed faulty]"
     );
     assert_eq!(
@@ -200,7 +172,7 @@ fn realstack_a_initial() {
     assert_eq!(map.features.as_deref(), Some("0"));
     assert!(!map.queue_if_no_path());
     assert_eq!(
-        summary(&map),
+        map.describe(),
         "1 active [0:0:0:0 sdb 8:16 active ready] | 1 enabled [1:0:0:0 sda 8:0 active ready]"
     );
     assert!(map.paths().all(|p| p.dev_state == Some(DevState::Running)));
@@ -212,7 +184,7 @@ fn realstack_a_show_topology_has_the_create_prefix() {
     let map = &topology.maps[0];
     assert_eq!(map.action.as_deref(), Some("create"));
     assert_eq!(map.name, "35001405aabbccdd1");
-    assert_eq!(summary(map), summary(&realstack("a-initial")));
+    assert_eq!(map.describe(), realstack("a-initial").describe());
 }
 
 #[test]
@@ -232,7 +204,7 @@ fn realstack_a_one_path_deleted() {
 fn realstack_a_path_failed_by_multipathd_is_not_active() {
     let map = realstack("a-path-failed");
     assert_eq!(
-        summary(&map),
+        map.describe(),
         "1 enabled [0:0:0:0 sdb 8:16 failed ready] | 1 active [1:0:0:0 sda 8:0 active ready]"
     );
     assert_eq!(
@@ -280,7 +252,7 @@ fn realstack_a_all_paths_gone_keeps_the_map() {
 fn realstack_b_portal_cut() {
     let map = realstack("b-portal-cut");
     assert_eq!(
-        summary(&map),
+        map.describe(),
         "1 active [1:0:0:1 sdb 8:16 active ready] | 0 enabled [0:0:0:1 sda 8:0 failed faulty]"
     );
     assert_eq!(

@@ -2,6 +2,8 @@
 //! never a panic: property tests over every parser, and the client against servers that
 //! break the protocol.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
 use mpathutil::client::{self, Config, Error, Multipathd};
 use mpathutil::model::CheckerState;
 use mpathutil::parse::{

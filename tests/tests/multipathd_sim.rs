@@ -1,6 +1,8 @@
 //! The multipathd simulator speaks multipathd's protocol: the real client talks to it, and
 //! what it prints has multipath-tools 0.9's shape, errors included.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
 use mpathutil::client::{self, Config, Error, Multipathd};
 use mpathutil::model::{CheckerState, PathDmState};
 use mpathutil::parse::{parse_map_json, parse_maps_json, parse_table, parse_topology};

@@ -8,7 +8,7 @@ use super::print::{Printer, wildcards};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Key {
+enum Keyword {
     List,
     Add,
     Del,
@@ -56,57 +56,57 @@ enum Key {
 }
 
 /// Keywords in multipathd's table order (aliases share a code; help prints them `a|b`).
-const KEYWORDS: &[(&str, Key, bool)] = &[
-    ("list", Key::List, false),
-    ("show", Key::List, false),
-    ("add", Key::Add, false),
-    ("remove", Key::Del, false),
-    ("del", Key::Del, false),
-    ("switch", Key::Switch, false),
-    ("switchgroup", Key::Switch, false),
-    ("suspend", Key::Suspend, false),
-    ("resume", Key::Resume, false),
-    ("reinstate", Key::Reinstate, false),
-    ("fail", Key::Fail, false),
-    ("resize", Key::Resize, false),
-    ("reset", Key::Reset, false),
-    ("reload", Key::Reload, false),
-    ("forcequeueing", Key::ForceQ, false),
-    ("disablequeueing", Key::DisableQ, false),
-    ("restorequeueing", Key::RestoreQ, false),
-    ("paths", Key::Paths, false),
-    ("maps", Key::Maps, false),
-    ("multipaths", Key::Maps, false),
-    ("path", Key::Path, true),
-    ("map", Key::Map, true),
-    ("multipath", Key::Map, true),
-    ("group", Key::Group, true),
-    ("reconfigure", Key::Reconfigure, false),
-    ("daemon", Key::Daemon, false),
-    ("status", Key::Status, false),
-    ("stats", Key::Stats, false),
-    ("topology", Key::Topology, false),
-    ("config", Key::Config, false),
-    ("blacklist", Key::Blacklist, false),
-    ("devices", Key::Devices, false),
-    ("raw", Key::Raw, false),
-    ("wildcards", Key::Wildcards, false),
-    ("quit", Key::Quit, false),
-    ("exit", Key::Quit, false),
-    ("shutdown", Key::Shutdown, false),
-    ("getprstatus", Key::GetPrStatus, false),
-    ("setprstatus", Key::SetPrStatus, false),
-    ("unsetprstatus", Key::UnsetPrStatus, false),
-    ("format", Key::Format, true),
-    ("json", Key::Json, false),
-    ("getprkey", Key::GetPrKey, false),
-    ("setprkey", Key::SetPrKey, false),
-    ("unsetprkey", Key::UnsetPrKey, false),
-    ("key", Key::KeyParam, true),
-    ("local", Key::Local, false),
-    ("setmarginal", Key::SetMarginal, false),
-    ("unsetmarginal", Key::UnsetMarginal, false),
-    ("all", Key::All, false),
+const KEYWORDS: &[(&str, Keyword, bool)] = &[
+    ("list", Keyword::List, false),
+    ("show", Keyword::List, false),
+    ("add", Keyword::Add, false),
+    ("remove", Keyword::Del, false),
+    ("del", Keyword::Del, false),
+    ("switch", Keyword::Switch, false),
+    ("switchgroup", Keyword::Switch, false),
+    ("suspend", Keyword::Suspend, false),
+    ("resume", Keyword::Resume, false),
+    ("reinstate", Keyword::Reinstate, false),
+    ("fail", Keyword::Fail, false),
+    ("resize", Keyword::Resize, false),
+    ("reset", Keyword::Reset, false),
+    ("reload", Keyword::Reload, false),
+    ("forcequeueing", Keyword::ForceQ, false),
+    ("disablequeueing", Keyword::DisableQ, false),
+    ("restorequeueing", Keyword::RestoreQ, false),
+    ("paths", Keyword::Paths, false),
+    ("maps", Keyword::Maps, false),
+    ("multipaths", Keyword::Maps, false),
+    ("path", Keyword::Path, true),
+    ("map", Keyword::Map, true),
+    ("multipath", Keyword::Map, true),
+    ("group", Keyword::Group, true),
+    ("reconfigure", Keyword::Reconfigure, false),
+    ("daemon", Keyword::Daemon, false),
+    ("status", Keyword::Status, false),
+    ("stats", Keyword::Stats, false),
+    ("topology", Keyword::Topology, false),
+    ("config", Keyword::Config, false),
+    ("blacklist", Keyword::Blacklist, false),
+    ("devices", Keyword::Devices, false),
+    ("raw", Keyword::Raw, false),
+    ("wildcards", Keyword::Wildcards, false),
+    ("quit", Keyword::Quit, false),
+    ("exit", Keyword::Quit, false),
+    ("shutdown", Keyword::Shutdown, false),
+    ("getprstatus", Keyword::GetPrStatus, false),
+    ("setprstatus", Keyword::SetPrStatus, false),
+    ("unsetprstatus", Keyword::UnsetPrStatus, false),
+    ("format", Keyword::Format, true),
+    ("json", Keyword::Json, false),
+    ("getprkey", Keyword::GetPrKey, false),
+    ("setprkey", Keyword::SetPrKey, false),
+    ("unsetprkey", Keyword::UnsetPrKey, false),
+    ("key", Keyword::KeyParam, true),
+    ("local", Keyword::Local, false),
+    ("setmarginal", Keyword::SetMarginal, false),
+    ("unsetmarginal", Keyword::UnsetMarginal, false),
+    ("all", Keyword::All, false),
 ];
 
 /// What a command does.
@@ -160,10 +160,10 @@ impl Handler {
     }
 }
 
-use Key as K;
+use Keyword as K;
 
 /// The handler table, in `callbacks.c` order (the help text lists them so).
-const HANDLERS: &[(&[Key], Handler)] = &[
+const HANDLERS: &[(&[Keyword], Handler)] = &[
     (&[K::List, K::Paths], Handler::ListPaths),
     (&[K::List, K::Paths, K::Format], Handler::ListPathsFmt),
     (
@@ -242,12 +242,12 @@ enum Refusal {
 /// A parsed command.
 struct Parsed {
     handler: Handler,
-    verb: Key,
-    params: Vec<(Key, String)>,
+    verb: Keyword,
+    params: Vec<(Keyword, String)>,
 }
 
 impl Parsed {
-    fn param(&self, key: Key) -> &str {
+    fn param(&self, key: Keyword) -> &str {
         self.params
             .iter()
             .find(|(k, _)| *k == key)
@@ -308,7 +308,7 @@ fn tokenize(cmd: &str) -> Vec<String> {
 }
 
 /// A keyword by unique prefix; an exact match wins; ambiguity is no match.
-fn find_key(word: &str) -> Option<(Key, bool)> {
+fn find_key(word: &str) -> Option<(Keyword, bool)> {
     let mut found = None;
     for (text, key, param) in KEYWORDS {
         if !text.starts_with(word) {
@@ -332,7 +332,7 @@ fn parse(cmd: &str) -> Result<Parsed, Refusal> {
     }
     let mut keys = Vec::new();
     let mut params = Vec::new();
-    let mut wants: Option<Key> = None;
+    let mut wants: Option<Keyword> = None;
     for (i, word) in words.iter().enumerate() {
         if let Some(key) = wants.take() {
             params.push((key, word.clone()));
@@ -420,7 +420,7 @@ pub(super) fn answer(world: &mut World, cmd: &str, root: bool, busy: &mut u32) -
             return Reply::text(format!("{}{text}{}", prefix(style), help(style)));
         }
     };
-    if !root && parsed.verb != Key::List {
+    if !root && parsed.verb != Keyword::List {
         return Reply::text(format!(
             "{}permission deny: need to be root\n",
             prefix(style)
@@ -473,21 +473,25 @@ fn run(
     cmd: &Parsed,
 ) -> Result<String, Failure> {
     let map_param = || {
-        cmd.param(Key::Map)
+        cmd.param(Keyword::Map)
             .strip_prefix("/dev/")
-            .unwrap_or(cmd.param(Key::Map))
+            .unwrap_or(cmd.param(Keyword::Map))
     };
     let path_param = || {
-        cmd.param(Key::Path)
+        cmd.param(Keyword::Path)
             .strip_prefix("/dev/")
-            .unwrap_or(cmd.param(Key::Path))
+            .unwrap_or(cmd.param(Keyword::Path))
     };
     let find_map = |daemon: &Daemon| daemon.find_map(map_param()).ok_or(Failure::Generic);
     let print = |daemon: &Daemon, f: &dyn Fn(&Printer) -> String| f(&Printer::new(fabric, daemon));
     Ok(match cmd.handler {
         Handler::ListPaths => print(daemon, &|p| p.paths_table(PATH_CHECKER, true)),
-        Handler::ListPathsFmt => print(daemon, &|p| p.paths_table(cmd.param(Key::Format), true)),
-        Handler::ListPathsRaw => print(daemon, &|p| p.paths_table(cmd.param(Key::Format), false)),
+        Handler::ListPathsFmt => {
+            print(daemon, &|p| p.paths_table(cmd.param(Keyword::Format), true))
+        }
+        Handler::ListPathsRaw => print(daemon, &|p| {
+            p.paths_table(cmd.param(Keyword::Format), false)
+        }),
         Handler::ListPath => {
             let id = daemon
                 .find_path(fabric, path_param())
@@ -500,8 +504,8 @@ fn run(
         Handler::ListDaemon => format!("pid {} idle\n", daemon.config.pid),
         Handler::ListMapsStatus => print(daemon, &|p| p.maps_table(MAP_STATUS, true)),
         Handler::ListMapsStats => print(daemon, &|p| p.maps_table(MAP_STATS, true)),
-        Handler::ListMapsFmt => print(daemon, &|p| p.maps_table(cmd.param(Key::Format), true)),
-        Handler::ListMapsRaw => print(daemon, &|p| p.maps_table(cmd.param(Key::Format), false)),
+        Handler::ListMapsFmt => print(daemon, &|p| p.maps_table(cmd.param(Keyword::Format), true)),
+        Handler::ListMapsRaw => print(daemon, &|p| p.maps_table(cmd.param(Keyword::Format), false)),
         Handler::ListTopology => print(daemon, &|p| p.topology(0..daemon.maps.len())),
         Handler::ListMapsJson => print(daemon, &|p| p.maps_json()),
         Handler::ListMapTopology => {
@@ -510,7 +514,7 @@ fn run(
         }
         Handler::ListMapFmt => {
             let i = find_map(daemon)?;
-            print(daemon, &|p| p.map_line(i, cmd.param(Key::Format)))
+            print(daemon, &|p| p.map_line(i, cmd.param(Keyword::Format)))
         }
         Handler::ListMapJson => {
             let i = find_map(daemon)?;
@@ -589,7 +593,7 @@ fn run(
         Handler::SwitchGroup => {
             let i = find_map(daemon)?;
             let group: usize = cmd
-                .param(Key::Group)
+                .param(Keyword::Group)
                 .parse()
                 .map_err(|_| Failure::Generic)?;
             if group == 0 || group > daemon.maps[i].layout.len() {
@@ -653,14 +657,14 @@ mod tests {
 
     #[test]
     fn prefixes_and_ambiguity() {
-        assert_eq!(find_key("sho").map(|k| k.0), Some(Key::List));
+        assert_eq!(find_key("sho").map(|k| k.0), Some(Keyword::List));
         assert_eq!(find_key("sh"), None, "show and shutdown");
         assert_eq!(
             find_key("map").map(|k| k.0),
-            Some(Key::Map),
+            Some(Keyword::Map),
             "exact match wins over maps"
         );
-        assert_eq!(find_key("multipath").map(|k| k.0), Some(Key::Map));
+        assert_eq!(find_key("multipath").map(|k| k.0), Some(Keyword::Map));
     }
 
     #[test]
@@ -682,7 +686,7 @@ mod tests {
         assert_eq!(parse("show map").err(), Some(Refusal::MissingArgument));
         assert_eq!(parse("").err(), Some(Refusal::Empty));
         let p = parse("show map 3600a topology").unwrap();
-        assert_eq!(p.param(Key::Map), "3600a");
+        assert_eq!(p.param(Keyword::Map), "3600a");
     }
 
     #[test]

@@ -270,10 +270,10 @@ impl Daemon {
             .collect();
         let mut wwids: Vec<String> = Vec::new();
         for id in arrived {
-            if let Some(wwid) = self.monitor(fabric, id) {
-                if !wwids.contains(&wwid) {
-                    wwids.push(wwid);
-                }
+            if let Some(wwid) = self.monitor(fabric, id)
+                && !wwids.contains(&wwid)
+            {
+                wwids.push(wwid);
             }
         }
         for wwid in wwids {
@@ -593,10 +593,10 @@ impl Daemon {
             let map = &self.maps[index];
             let works = |g: &Vec<DeviceId>| g.iter().any(|id| !self.dm_failed(fabric, *id));
             let mut current = map.current;
-            if map.layout.get(current).is_some_and(|g| !works(g)) {
-                if let Some(next) = map.layout.iter().position(works) {
-                    current = next;
-                }
+            if map.layout.get(current).is_some_and(|g| !works(g))
+                && let Some(next) = map.layout.iter().position(works)
+            {
+                current = next;
             }
             let mut switches = 0;
             if map.policy.failback == Failback::Immediate {

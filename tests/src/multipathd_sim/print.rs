@@ -196,8 +196,8 @@ fn lun_hex(lun: u64) -> String {
 
 fn progress(cur: u32, total: u32) -> String {
     let mut out = String::new();
-    if total > 0 {
-        let x = (10 * cur / total) as usize;
+    if let Some(x) = (10 * cur).checked_div(total) {
+        let x = x as usize;
         out.push_str(&"X".repeat(x));
         out.push_str(&".".repeat(10 - x.min(10)));
     }
