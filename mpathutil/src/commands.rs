@@ -88,29 +88,26 @@ impl Multipathd {
     }
 
     fn complete(&mut self, maps: &mut [Map]) -> Result<(), Error> {
-        let addresses: HashMap<String, Hcil> = self
-            .send(PATH_ADDRESSES)?
+        let reply = self.send(PATH_ADDRESSES)?;
+        let addresses: HashMap<&str, Hcil> = reply
             .lines()
             .filter_map(|line| {
                 let (dev, hcil) = line.split_once(' ')?;
-                Some((dev.to_string(), Hcil::parse(hcil.trim())?))
+                Some((dev, Hcil::parse(hcil.trim())?))
             })
             .collect();
-        let sizes: HashMap<String, String> = self
-            .send(MAP_SIZES)?
+        let reply = self.send(MAP_SIZES)?;
+        let sizes: HashMap<&str, &str> = reply
             .lines()
-            .filter_map(|line| {
-                let (wwid, size) = line.split_once(' ')?;
-                Some((wwid.to_string(), size.trim().to_string()))
-            })
+            .filter_map(|line| line.split_once(' '))
             .collect();
         for map in maps {
-            map.size = sizes.get(&map.wwid).cloned();
+            map.size = sizes.get(map.wwid.as_str()).map(|size| size.trim().into());
             for group in &mut map.groups {
                 for path in &mut group.paths {
                     path.hcil = path
                         .dev
-                        .as_ref()
+                        .as_deref()
                         .and_then(|dev| addresses.get(dev))
                         .copied();
                 }

@@ -4,7 +4,12 @@
 //! the topology text has no per-path priority or WWNs, the 0.4.x text has no device state.
 //! State words are enums holding every word multipath-tools prints; a word we do not know is
 //! kept verbatim in `Unknown` so nothing is lost and nothing panics.
+//!
+//! Text fields are [`CompactString`]s: almost every value multipathd prints (device names,
+//! WWNs, adapters, vendor strings) fits its inline buffer, so a topology of thousands of
+//! paths is read without an allocation per field.
 
+pub use compact_str::CompactString;
 use serde::{Serialize, Serializer};
 use std::fmt;
 
@@ -110,19 +115,33 @@ pub struct Hcil {
 impl Hcil {
     /// Parses `h:c:t:l`; `#:#:#:#` (no SCSI address) and anything malformed give `None`.
     pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.split(':');
-        let host = parts.next()?.parse().ok()?;
-        let channel = parts.next()?.parse().ok()?;
-        let target = parts.next()?.parse().ok()?;
-        let lun = parts.next()?.parse().ok()?;
-        if parts.next().is_some() {
+        // By hand: this runs for every path line of every topology.
+        let mut fields = [0u64; 4];
+        let mut field = 0;
+        let mut digits = 0;
+        for b in text.bytes() {
+            match b {
+                b'0'..=b'9' => {
+                    fields[field] = fields[field]
+                        .checked_mul(10)?
+                        .checked_add(u64::from(b - b'0'))?;
+                    digits += 1;
+                }
+                b':' if digits > 0 && field < 3 => {
+                    field += 1;
+                    digits = 0;
+                }
+                _ => return None,
+            }
+        }
+        if field != 3 || digits == 0 {
             return None;
         }
         Some(Self {
-            host,
-            channel,
-            target,
-            lun,
+            host: u32::try_from(fields[0]).ok()?,
+            channel: u32::try_from(fields[1]).ok()?,
+            target: u32::try_from(fields[2]).ok()?,
+            lun: fields[3],
         })
     }
 }
@@ -160,26 +179,26 @@ impl Topology {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Map {
     /// The alias, or the WWID when user_friendly_names is off (as on XenServer).
-    pub name: String,
+    pub name: CompactString,
     /// The WWID; on XenServer this is the SCSIid.
-    pub wwid: String,
+    pub wwid: CompactString,
     /// `dm-N`, or `None` when multipathd printed `undef` or did not say.
-    pub sysfs: Option<String>,
-    pub vendor: Option<String>,
-    pub product: Option<String>,
-    pub revision: Option<String>,
+    pub sysfs: Option<CompactString>,
+    pub vendor: Option<CompactString>,
+    pub product: Option<CompactString>,
+    pub revision: Option<CompactString>,
     /// As multipath prints it, e.g. `100G`.
-    pub size: Option<String>,
+    pub size: Option<CompactString>,
     /// The feature words, e.g. `1 queue_if_no_path`.
-    pub features: Option<String>,
-    pub hwhandler: Option<String>,
+    pub features: Option<CompactString>,
+    pub hwhandler: Option<CompactString>,
     pub write_prot: Option<WriteProt>,
     pub dm_state: Option<MapDmState>,
     /// `%Q`: `off`, `on`, `-`, `N sec`, `N chk`.
-    pub queueing: Option<String>,
-    pub failback: Option<String>,
+    pub queueing: Option<CompactString>,
+    pub failback: Option<CompactString>,
     /// The last configure action (`create`, `reload`, …), when multipathd said.
-    pub action: Option<String>,
+    pub action: Option<CompactString>,
     /// Paths multipathd itself counts as usable (`%N`: checker up or ghost).
     pub usable_paths_reported: Option<u32>,
     pub path_faults: Option<u64>,
@@ -240,7 +259,7 @@ impl Map {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PathGroup {
     /// The path selector with its argument count, e.g. `service-time 0`.
-    pub selector: Option<String>,
+    pub selector: Option<CompactString>,
     pub priority: Option<i32>,
     pub state: Option<GroupState>,
     pub marginal: Option<Marginal>,
@@ -254,19 +273,19 @@ pub struct PathGroup {
 pub struct Path {
     pub hcil: Option<Hcil>,
     /// Kernel name, e.g. `sdb`; `None` when multipathd printed `-`.
-    pub dev: Option<String>,
+    pub dev: Option<CompactString>,
     /// `major:minor`.
-    pub dev_t: Option<String>,
+    pub dev_t: Option<CompactString>,
     pub dm_state: Option<PathDmState>,
     pub checker_state: Option<CheckerState>,
     pub dev_state: Option<DevState>,
-    pub checker: Option<String>,
+    pub checker: Option<CompactString>,
     pub priority: Option<i32>,
-    pub host_wwnn: Option<String>,
-    pub target_wwnn: Option<String>,
-    pub host_wwpn: Option<String>,
-    pub target_wwpn: Option<String>,
-    pub host_adapter: Option<String>,
-    pub lun_hex: Option<String>,
+    pub host_wwnn: Option<CompactString>,
+    pub target_wwnn: Option<CompactString>,
+    pub host_wwpn: Option<CompactString>,
+    pub target_wwpn: Option<CompactString>,
+    pub host_adapter: Option<CompactString>,
+    pub lun_hex: Option<CompactString>,
     pub marginal: Option<Marginal>,
 }

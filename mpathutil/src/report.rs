@@ -86,7 +86,7 @@ pub fn reports<'a>(topology: &'a Topology, max: &BTreeMap<String, u32>) -> Vec<M
     topology
         .maps
         .iter()
-        .map(|m| MapReport::new(m, max.get(&m.wwid).copied()))
+        .map(|m| MapReport::new(m, max.get(m.wwid.as_str()).copied()))
         .collect()
 }
 
@@ -111,10 +111,10 @@ pub fn path_lines(reports: &[MapReport<'_>]) -> String {
                     let p = path.detail;
                     [
                         path.verdict.to_string(),
-                        report.map.name.clone(),
+                        report.map.name.to_string(),
                         p.hcil
                             .map_or_else(|| "#:#:#:#".to_string(), |h| h.to_string()),
-                        p.dev.clone().unwrap_or_else(|| "-".to_string()),
+                        p.dev.as_deref().unwrap_or("-").to_string(),
                         p.checker_state
                             .as_ref()
                             .map_or("undef", |c| c.as_str())

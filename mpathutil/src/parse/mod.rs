@@ -69,9 +69,41 @@ pub(crate) fn excerpt(text: &str) -> String {
     out
 }
 
+/// The lines of a text, as `str::lines` gives them (a `\r` before a newline is dropped)
+/// but found in one vectorised pass (`memchr_iter`): replies are thousands of short lines,
+/// where the per-line cost of `str::lines` shows.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    std::iter::from_fn(move || {
+        let end = match ends.next() {
+            Some(end) => end,
+            None if start < text.len() => text.len(),
+            None => return None,
+        };
+        // A newline is ASCII, so both cuts are on character boundaries.
+        let line = text.get(start..end)?;
+        start = end + 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
+/// Skips leading spaces eight at a time: indentation is half of multipathd's JSON.
+pub(crate) fn skip_indent(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        if chunk != b"        " {
+            break;
+        }
+        at += 8;
+    }
+    line.get(at..).unwrap_or("").trim_ascii_start()
+}
+
 /// Removes ANSI escape sequences (`ESC [ … letter`): multipathd bolds map names on a tty.
 pub(crate) fn strip_ansi(line: &str) -> std::borrow::Cow<'_, str> {
-    if !line.contains('\u{1b}') {
+    if memchr::memchr(0x1b, line.as_bytes()).is_none() {
         return std::borrow::Cow::Borrowed(line);
     }
     let mut out = String::with_capacity(line.len());

@@ -15,8 +15,8 @@
 
 use super::{ParseError, is_empty_listing, strip_ansi};
 use crate::model::{
-    CheckerState, DevState, GroupState, Hcil, Map, Path, PathDmState, PathGroup, Topology,
-    WriteProt,
+    CheckerState, CompactString, DevState, GroupState, Hcil, Map, Path, PathDmState, PathGroup,
+    Topology, WriteProt,
 };
 
 const SOURCE: &str = "topology";
@@ -27,14 +27,14 @@ pub fn parse_topology(text: &str) -> Result<Topology, ParseError> {
     if is_empty_listing(text) {
         return Ok(topology);
     }
-    for (index, raw) in text.lines().enumerate() {
+    for (index, raw) in super::lines(text).enumerate() {
         let number = index + 1;
         let line = strip_ansi(raw);
-        let line = line.trim_end();
-        if line.trim().is_empty() {
+        let line = line.trim_ascii_end();
+        let body = line.trim_ascii_start();
+        if body.is_empty() {
             continue;
         }
-        let body = line.trim_start();
         if body.starts_with("size=") {
             let map = current_map(&mut topology, number, line)?;
             parse_properties(map, body, number, line)?;
@@ -110,10 +110,10 @@ fn parse_header(body: &str, number: usize, line: &str) -> Result<Map, ParseError
             line,
         ));
     }
-    let mut wwid = name.to_string();
+    let mut wwid = CompactString::from(name);
     let (next, after) = split_word(rest);
     if let Some(inner) = next.strip_prefix('(').and_then(|w| w.strip_suffix(')')) {
-        wwid = inner.to_string();
+        wwid = inner.into();
         rest = after;
     }
     let (sysfs, vpr) = split_word(rest);
@@ -123,7 +123,7 @@ fn parse_header(body: &str, number: usize, line: &str) -> Result<Map, ParseError
             .strip_prefix("dm-")
             .is_some_and(|n| n.parse::<u32>().is_ok()) =>
         {
-            Some(s.to_string())
+            Some(s.into())
         }
         _ => {
             return Err(ParseError::at_line(
@@ -139,12 +139,12 @@ fn parse_header(body: &str, number: usize, line: &str) -> Result<Map, ParseError
         None => (known(vpr), None),
     };
     Ok(Map {
-        name: name.to_string(),
+        name: name.into(),
         wwid,
         sysfs,
         vendor,
         product,
-        action: action.filter(|a| !a.is_empty()),
+        action: action.filter(|a| !a.is_empty()).map(CompactString::from),
         ..Map::default()
     })
 }
@@ -160,10 +160,10 @@ fn parse_properties(
         .ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced quotes", line))?;
     for (key, value) in pairs {
         match key {
-            "size" => map.size = Some(value),
-            "features" => map.features = Some(value),
-            "hwhandler" => map.hwhandler = Some(value),
-            "wp" => map.write_prot = Some(WriteProt::from_word(&value)),
+            "size" => map.size = Some(value.into()),
+            "features" => map.features = Some(value.into()),
+            "hwhandler" => map.hwhandler = Some(value.into()),
+            "wp" => map.write_prot = Some(WriteProt::from_word(value)),
             _ => {}
         }
     }
@@ -177,13 +177,13 @@ fn parse_group(rest: &str, number: usize, line: &str) -> Result<PathGroup, Parse
     let mut group = PathGroup::default();
     for (key, value) in pairs {
         match key {
-            "policy" => group.selector = Some(value),
+            "policy" => group.selector = Some(value.into()),
             "prio" => {
                 group.priority = Some(value.parse().map_err(|_| {
                     ParseError::at_line(SOURCE, number, "group priority is not a number", line)
                 })?)
             }
-            "status" => group.state = Some(GroupState::from_word(&value)),
+            "status" => group.state = Some(GroupState::from_word(value)),
             _ => {}
         }
     }
@@ -192,23 +192,28 @@ fn parse_group(rest: &str, number: usize, line: &str) -> Result<PathGroup, Parse
 
 /// `hcil dev dev_t dm_st chk_st dev_st`; `chk_st` may be two words (`i/o pending`).
 fn parse_path(rest: &str, number: usize, line: &str) -> Result<Path, ParseError> {
-    let words: Vec<&str> = rest.split_whitespace().collect();
-    if words.len() < 6 {
-        return Err(ParseError::at_line(
-            SOURCE,
-            number,
-            "path line with too few fields",
-            line,
-        ));
+    let too_few = || ParseError::at_line(SOURCE, number, "path line with too few fields", line);
+    let (hcil, rest) = split_word(rest);
+    let (dev, rest) = split_word(rest);
+    let (dev_t, rest) = split_word(rest);
+    let (dm, rest) = split_word(rest);
+    // What is left is `chk_st dev_st`, the checker state possibly two words.
+    let rest = rest.trim_ascii_end();
+    let split = rest
+        .bytes()
+        .rposition(|b| b.is_ascii_whitespace())
+        .ok_or_else(too_few)?;
+    let (checker, dev_state) = (rest[..split].trim_ascii_end(), &rest[split + 1..]);
+    if dm.is_empty() || checker.is_empty() {
+        return Err(too_few());
     }
-    let last = words.len() - 1;
     Ok(Path {
-        hcil: Hcil::parse(words[0]),
-        dev: known_dev(words[1]),
-        dev_t: (words[2] != "#:#").then(|| words[2].to_string()),
-        dm_state: Some(PathDmState::from_word(words[3])),
-        checker_state: Some(CheckerState::from_word(&words[4..last].join(" "))),
-        dev_state: Some(DevState::from_word(words[last])),
+        hcil: Hcil::parse(hcil),
+        dev: known_dev(dev),
+        dev_t: (dev_t != "#:#").then(|| dev_t.into()),
+        dm_state: Some(PathDmState::from_word(dm)),
+        checker_state: Some(CheckerState::from_word(checker)),
+        dev_state: Some(DevState::from_word(dev_state)),
         ..Path::default()
     })
 }
@@ -224,9 +229,9 @@ fn parse_legacy_properties(
         .ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced brackets", line))?
     {
         match item.split_once('=') {
-            Some(("size", v)) => map.size = Some(v.to_string()),
-            Some(("features", v)) => map.features = Some(v.to_string()),
-            Some(("hwhandler", v)) => map.hwhandler = Some(v.to_string()),
+            Some(("size", v)) => map.size = Some(v.into()),
+            Some(("features", v)) => map.features = Some(v.into()),
+            Some(("hwhandler", v)) => map.hwhandler = Some(v.into()),
             Some(_) => {}
             None => map.write_prot = Some(WriteProt::from_word(item)),
         }
@@ -251,7 +256,7 @@ fn parse_legacy_member(
         let path = Path {
             hcil: Some(hcil),
             dev: known_dev(dev),
-            dev_t: (!dev_t.is_empty() && dev_t != "#:#").then(|| dev_t.to_string()),
+            dev_t: (!dev_t.is_empty() && dev_t != "#:#").then(|| dev_t.into()),
             dm_state: states.first().map(|w| PathDmState::from_word(w)),
             checker_state: states.get(1).map(|w| CheckerState::from_word(w)),
             ..Path::default()
@@ -274,7 +279,7 @@ fn parse_legacy_member(
         None => (rest.trim(), ""),
     };
     let mut group = PathGroup {
-        selector: (!selector.is_empty()).then(|| selector.to_string()),
+        selector: (!selector.is_empty()).then(|| selector.into()),
         ..PathGroup::default()
     };
     for item in brackets(states)
@@ -308,42 +313,44 @@ fn brackets(text: &str) -> Option<Vec<&str>> {
 }
 
 /// `key=value key='quoted value' …`; `None` when a quote is not closed.
-fn key_values(text: &str) -> Option<Vec<(&str, String)>> {
-    let mut pairs = Vec::new();
-    let mut rest = text.trim_start();
+fn key_values(text: &str) -> Option<Vec<(&str, &str)>> {
+    let position = |s: &str, c: u8| s.bytes().position(|b| b == c);
+    let mut pairs = Vec::with_capacity(4);
+    let mut rest = text.trim_ascii_start();
     while !rest.is_empty() {
-        let eq = rest.find('=')?;
-        let key = rest[..eq].trim();
+        let eq = position(rest, b'=')?;
+        let key = rest[..eq].trim_ascii();
         let after = &rest[eq + 1..];
         let (value, next) = if let Some(quoted) = after.strip_prefix('\'') {
-            let close = quoted.find('\'')?;
-            (quoted[..close].to_string(), &quoted[close + 1..])
+            let close = position(quoted, b'\'')?;
+            (&quoted[..close], &quoted[close + 1..])
         } else {
-            let end = after.find(' ').unwrap_or(after.len());
-            (after[..end].to_string(), &after[end..])
+            let end = position(after, b' ').unwrap_or(after.len());
+            (&after[..end], &after[end..])
         };
         pairs.push((key, value));
-        rest = next.trim_start();
+        rest = next.trim_ascii_start();
     }
     Some(pairs)
 }
 
+/// The first word and the rest, both without leading whitespace (ASCII: the vocabulary is).
 fn split_word(text: &str) -> (&str, &str) {
-    let text = text.trim_start();
-    match text.find(char::is_whitespace) {
-        Some(at) => (&text[..at], text[at..].trim_start()),
+    let text = text.trim_ascii_start();
+    match text.bytes().position(|b| b.is_ascii_whitespace()) {
+        Some(at) => (&text[..at], text[at..].trim_ascii_start()),
         None => (text, ""),
     }
 }
 
 /// multipath prints `##` for a vendor or product it does not know.
-fn known(text: &str) -> Option<String> {
+fn known(text: &str) -> Option<CompactString> {
     let t = text.trim();
-    (!t.is_empty() && t != "##").then(|| t.to_string())
+    (!t.is_empty() && t != "##").then(|| t.into())
 }
 
-fn known_dev(text: &str) -> Option<String> {
-    (!text.is_empty() && text != "-").then(|| text.to_string())
+fn known_dev(text: &str) -> Option<CompactString> {
+    (!text.is_empty() && text != "-").then(|| text.into())
 }
 
 #[cfg(test)]

@@ -496,8 +496,12 @@ fn run(
             let id = daemon
                 .find_path(fabric, path_param())
                 .ok_or(Failure::Generic)?;
-            let state = print(daemon, &|p| p.path_field(id, 'o').unwrap_or_default());
-            format!("{state}\n")
+            print(daemon, &|p| {
+                let mut state = String::new();
+                p.path_field(&mut state, id, 'o');
+                state.push('\n');
+                state
+            })
         }
         Handler::ListMaps => print(daemon, &|p| p.maps_table(MAP_NAMES, true)),
         Handler::ListStatus => print(daemon, &|p| p.status()),

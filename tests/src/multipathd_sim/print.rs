@@ -7,7 +7,7 @@
 //! padded. Unknown wildcards vanish.
 
 use super::daemon::{Checker, Daemon, MapState};
-use crate::fabric::{DeviceId, Fabric, Failback, NoPathRetry, Transport};
+use crate::fabric::{DeviceId, Fabric, Failback, NoPathRetry, PathFacts, Transport};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -82,14 +82,6 @@ const PATH_INDENT: &str = "%i %d %D %t %T %o";
 const MAP_PROPS: &str = "size=%S features='%f' hwhandler='%h' wp=%r";
 const GROUP_INDENT: &str = "policy='%s' prio=%p status=%t";
 
-/// What the printers read: the fabric (the truth) and the daemon (its view of it).
-pub struct Printer<'a> {
-    fabric: &'a Fabric,
-    daemon: &'a Daemon,
-    /// Which map each path sits in, so a field costs no search.
-    membership: HashMap<DeviceId, usize>,
-}
-
 /// A format string split at its wildcards: literal text, then a wildcard, repeatedly.
 fn segments(format: &str) -> (Vec<(&str, char)>, &str) {
     let mut parts = Vec::new();
@@ -111,20 +103,23 @@ fn segments(format: &str) -> (Vec<(&str, char)>, &str) {
     (parts, rest)
 }
 
-/// Prints one line of `format` with `field`, padding each wildcard to `widths`.
+/// Prints one line of `format`, padding each wildcard to `widths`. `field` writes a
+/// wildcard's value and says whether the wildcard exists.
 fn line(
     out: &mut String,
     format: &str,
     widths: Option<&HashMap<char, usize>>,
-    field: impl Fn(char) -> Option<String>,
+    mut field: impl FnMut(&mut String, char) -> bool,
 ) {
     let (parts, tail) = segments(format);
     for (literal, w) in parts {
         out.push_str(literal);
-        let Some(value) = field(w) else { continue };
-        out.push_str(&value);
+        let start = out.len();
+        if !field(out, w) {
+            continue;
+        }
         if let Some(width) = widths.and_then(|ws| ws.get(&w)) {
-            for _ in value.len()..*width {
+            for _ in out.len() - start..*width {
                 out.push(' ');
             }
         }
@@ -135,38 +130,39 @@ fn line(
 
 /// Column widths for the wildcards `format` uses: the widest value, or title with
 /// `with_titles`, capped as multipathd caps them.
-fn widths<I>(
+fn widths<T>(
     table: &[(char, &str)],
     format: &str,
     with_titles: bool,
-    items: I,
-    field: impl Fn(&I::Item, char) -> Option<String>,
-) -> HashMap<char, usize>
-where
-    I: IntoIterator + Clone,
-{
+    items: &[T],
+    mut field: impl FnMut(&mut String, &T, char) -> bool,
+) -> HashMap<char, usize> {
     let used: Vec<char> = segments(format).0.iter().map(|(_, w)| *w).collect();
+    let mut scratch = String::new();
     table
         .iter()
         .filter(|(w, _)| used.contains(w))
         .map(|(w, title)| {
-            let start = if with_titles { title.len() } else { 0 };
-            let width = items
-                .clone()
-                .into_iter()
-                .filter_map(|item| field(&item, *w))
-                .map(|v| v.len().min(MAX_FIELD_WIDTH))
-                .fold(start, usize::max);
+            let mut width = if with_titles { title.len() } else { 0 };
+            for item in items {
+                scratch.clear();
+                if field(&mut scratch, item, *w) {
+                    width = width.max(scratch.len().min(MAX_FIELD_WIDTH));
+                }
+            }
             (*w, width)
         })
         .collect()
 }
 
-fn title(table: &[(char, &str)], w: char) -> Option<String> {
-    table
-        .iter()
-        .find(|(c, _)| *c == w)
-        .map(|(_, t)| (*t).to_string())
+fn title(out: &mut String, table: &[(char, &str)], w: char) -> bool {
+    match table.iter().find(|(c, _)| *c == w) {
+        Some((_, t)) => {
+            out.push_str(t);
+            true
+        }
+        None => false,
+    }
 }
 
 /// `%S`: sectors/2 in K, scaled by 1024 up to P, one decimal below 10 (in C `float`).
@@ -194,29 +190,77 @@ fn lun_hex(lun: u64) -> String {
     format!("0x{hex:016x}")
 }
 
-fn progress(cur: u32, total: u32) -> String {
-    let mut out = String::new();
+fn progress(out: &mut String, cur: u32, total: u32) {
     if let Some(x) = (10 * cur).checked_div(total) {
         let x = x as usize;
         out.push_str(&"X".repeat(x));
         out.push_str(&".".repeat(10 - x.min(10)));
     }
     let _ = write!(out, " {cur}/{total}");
-    out
+}
+
+/// What the printers read: the fabric (the truth) and the daemon (its view of it), with
+/// each path's and map's state worked out once per request.
+pub struct Printer<'a> {
+    daemon: &'a Daemon,
+    paths: HashMap<DeviceId, PathInfo<'a>>,
+    maps: Vec<MapInfo<'a>>,
+}
+
+/// One monitored path, as this request sees it.
+struct PathInfo<'a> {
+    facts: PathFacts<'a>,
+    /// The map it sits in.
+    map: Option<usize>,
+    checker: Checker,
+    failed: bool,
+    prio: i32,
+}
+
+/// One map, as this request sees it.
+struct MapInfo<'a> {
+    /// The first path in group order: the map's vendor, product and revision.
+    first: Option<PathFacts<'a>>,
+    usable: usize,
 }
 
 impl<'a> Printer<'a> {
     pub fn new(fabric: &'a Fabric, daemon: &'a Daemon) -> Self {
-        let membership = daemon
+        let membership: HashMap<DeviceId, usize> = daemon
             .maps
             .iter()
             .enumerate()
             .flat_map(|(i, m)| m.layout.iter().flatten().map(move |id| (*id, i)))
             .collect();
+        let paths: HashMap<DeviceId, PathInfo<'a>> = daemon
+            .pathvec
+            .iter()
+            .map(|id| {
+                let info = PathInfo {
+                    facts: fabric.facts(*id),
+                    map: membership.get(id).copied(),
+                    checker: daemon.checker(fabric, *id),
+                    failed: daemon.dm_failed(fabric, *id),
+                    prio: daemon.prio(*id),
+                };
+                (*id, info)
+            })
+            .collect();
+        let maps = daemon
+            .maps
+            .iter()
+            .map(|m| {
+                let members = || m.layout.iter().flatten().filter_map(|id| paths.get(id));
+                MapInfo {
+                    first: members().next().map(|p| p.facts),
+                    usable: members().filter(|p| p.checker.usable()).count(),
+                }
+            })
+            .collect();
         Self {
-            fabric,
             daemon,
-            membership,
+            paths,
+            maps,
         }
     }
 
@@ -224,231 +268,217 @@ impl<'a> Printer<'a> {
         &self.daemon.maps[index]
     }
 
-    fn members<'m>(&self, map: &'m MapState) -> impl Iterator<Item = DeviceId> + 'm {
-        map.layout.iter().flatten().copied()
-    }
-
-    fn usable_paths(&self, map: &MapState) -> usize {
-        self.members(map)
-            .filter(|id| self.daemon.checker(self.fabric, *id).usable())
-            .count()
-    }
-
-    /// The first path (in group order) that knows the vendor and product.
-    fn first_path(&self, map: &MapState) -> Option<DeviceId> {
-        self.members(map).next()
-    }
-
-    pub fn map_field(&self, index: usize, w: char) -> Option<String> {
+    /// Writes a map wildcard's value; false for a wildcard multipathd does not know.
+    fn map_field(&self, out: &mut String, index: usize, w: char) -> bool {
         let map = self.map(index);
-        let first = self.first_path(map).map(|id| self.fabric.facts(id));
-        let array = first.map(|f| f.array);
-        Some(match w {
-            'n' => map.alias.clone(),
-            'w' => map.wwid.clone(),
-            'd' => format!("dm-{}", map.minor),
-            'F' => match map.policy.failback {
-                Failback::Immediate => "immediate".into(),
-                Failback::Followover => "followover".into(),
-                Failback::Manual => "-".into(),
-            },
+        let info = &self.maps[index];
+        let array = info.first.map(|f| f.array);
+        let _ = match w {
+            'n' => write!(out, "{}", map.alias),
+            'w' => write!(out, "{}", map.wwid),
+            'd' => write!(out, "dm-{}", map.minor),
+            'F' => write!(
+                out,
+                "{}",
+                match map.policy.failback {
+                    Failback::Immediate => "immediate",
+                    Failback::Followover => "followover",
+                    Failback::Manual => "-",
+                }
+            ),
             'Q' => match map.policy.no_path_retry {
-                NoPathRetry::Undef => "-".into(),
-                NoPathRetry::Queue => "on".into(),
-                NoPathRetry::Fail => "off".into(),
-                NoPathRetry::Retries(n) if self.usable_paths(map) > 0 => format!("{n} chk"),
-                NoPathRetry::Retries(_) => "off".into(),
+                NoPathRetry::Undef => write!(out, "-"),
+                NoPathRetry::Queue => write!(out, "on"),
+                NoPathRetry::Fail => write!(out, "off"),
+                NoPathRetry::Retries(n) if info.usable > 0 => write!(out, "{n} chk"),
+                NoPathRetry::Retries(_) => write!(out, "off"),
             },
-            'N' => self.usable_paths(map).to_string(),
-            'r' => "rw".into(),
-            't' => "active".into(),
-            'S' => size(map.size_bytes),
-            'f' => map.policy.features.clone(),
-            'x' => "0".into(),
-            'h' => map.policy.hwhandler.clone(),
-            'A' => {
-                if map.created {
-                    "create".into()
-                } else {
-                    String::new()
-                }
-            }
-            '0' => map.path_faults.to_string(),
-            '1' => map.switch_grp.to_string(),
-            '2' => map.map_loads.to_string(),
-            '3' | '4' => "0".into(),
+            'N' => write!(out, "{}", info.usable),
+            'r' => write!(out, "rw"),
+            't' => write!(out, "active"),
+            'S' => write!(out, "{}", size(map.size_bytes)),
+            'f' => write!(out, "{}", map.policy.features),
+            'x' | '3' | '4' => write!(out, "0"),
+            'h' => write!(out, "{}", map.policy.hwhandler),
+            'A' => write!(out, "{}", if map.created { "create" } else { "" }),
+            '0' => write!(out, "{}", map.path_faults),
+            '1' => write!(out, "{}", map.switch_grp),
+            '2' => write!(out, "{}", map.map_loads),
             's' => match array {
-                Some(a) => format!("{},{}", a.vendor, a.product),
-                None => "##,##".into(),
+                Some(a) => write!(out, "{},{}", a.vendor, a.product),
+                None => write!(out, "##,##"),
             },
-            'v' => array.map_or("##".into(), |a| a.vendor.clone()),
-            'p' => array.map_or("##".into(), |a| a.product.clone()),
-            'e' => array.map_or("##".into(), |a| a.revision.clone()),
-            'G' => "--".into(),
-            'g' => "[undef]".into(),
-            _ => return None,
-        })
+            'v' => write!(out, "{}", array.map_or("##", |a| a.vendor.as_str())),
+            'p' => write!(out, "{}", array.map_or("##", |a| a.product.as_str())),
+            'e' => write!(out, "{}", array.map_or("##", |a| a.revision.as_str())),
+            'G' => write!(out, "--"),
+            'g' => write!(out, "[undef]"),
+            _ => return false,
+        };
+        true
     }
 
-    pub fn path_field(&self, id: DeviceId, w: char) -> Option<String> {
-        let facts = self.fabric.facts(id);
+    /// Writes a path wildcard's value; false for a wildcard multipathd does not know.
+    pub fn path_field(&self, out: &mut String, id: DeviceId, w: char) -> bool {
+        let Some(info) = self.paths.get(&id) else {
+            return false;
+        };
+        let facts = &info.facts;
         let device = facts.device;
-        let map = self.membership.get(&id).copied();
-        let in_map = map.is_some();
+        let in_map = info.map.is_some();
         let fc = facts.host_port.transport == Transport::Fc;
-        let undef = || "[undef]".to_string();
-        Some(match w {
-            'w' => facts.lun.wwid.clone(),
-            'i' => device.hcil.to_string(),
-            'd' => device.name.clone(),
-            'D' => format!("{}:{}", device.dev_t.0, device.dev_t.1),
-            't' if !in_map => "undef".into(),
-            't' => {
-                if self.daemon.dm_failed(self.fabric, id) {
-                    "failed".into()
-                } else {
-                    "active".into()
-                }
+        let or_undef = |value: &Option<String>| value.clone().unwrap_or_else(|| "[undef]".into());
+        let _ = match w {
+            'w' => write!(out, "{}", facts.lun.wwid),
+            'i' => write!(out, "{}", device.hcil),
+            'd' => write!(out, "{}", device.name),
+            'D' => write!(out, "{}:{}", device.dev_t.0, device.dev_t.1),
+            't' if !in_map => write!(out, "undef"),
+            't' => write!(out, "{}", if info.failed { "failed" } else { "active" }),
+            'o' if !in_map => write!(out, "unknown"),
+            'o' => write!(
+                out,
+                "{}",
+                if device.offline { "offline" } else { "running" }
+            ),
+            'T' if !in_map => write!(out, "undef"),
+            'T' => write!(out, "{}", info.checker.word()),
+            's' => write!(out, "{},{}", facts.array.vendor, facts.array.product),
+            'c' => write!(out, "{}", facts.array.policy.checker),
+            'C' if !in_map => write!(out, "orphan"),
+            'C' => {
+                progress(out, 1, self.daemon.config.polling_interval);
+                Ok(())
             }
-            'o' if !in_map => "unknown".into(),
-            'o' => {
-                if device.offline {
-                    "offline".into()
-                } else {
-                    "running".into()
-                }
-            }
-            'T' if !in_map => "undef".into(),
-            'T' => self.daemon.checker(self.fabric, id).word().into(),
-            's' => format!("{},{}", facts.array.vendor, facts.array.product),
-            'c' => facts.array.policy.checker.clone(),
-            'C' if !in_map => "orphan".into(),
-            'C' => progress(1, self.daemon.config.polling_interval),
-            'p' => self.daemon.prio(id).to_string(),
-            'S' => size(facts.lun.size_bytes),
-            'z' => facts.lun.serial.clone(),
-            'M' => "normal".into(),
-            'm' => match map {
-                Some(m) => self.daemon.maps[m].alias.clone(),
-                None => "[orphan]".into(),
+            'p' => write!(out, "{}", info.prio),
+            'S' => write!(out, "{}", size(facts.lun.size_bytes)),
+            'z' => write!(out, "{}", facts.lun.serial),
+            'M' => write!(out, "normal"),
+            'm' => match info.map {
+                Some(m) => write!(out, "{}", self.daemon.maps[m].alias),
+                None => write!(out, "[orphan]"),
             },
-            'N' if fc => facts
-                .host_port
-                .wwnn
-                .clone()
-                .unwrap_or_else(|| "[unknown]".into()),
-            'R' if fc => facts
-                .host_port
-                .wwpn
-                .clone()
-                .unwrap_or_else(|| "[unknown]".into()),
-            'r' if fc => facts
-                .port
-                .wwpn
-                .clone()
-                .unwrap_or_else(|| "[unknown]".into()),
-            'N' | 'R' | 'r' => undef(),
+            'N' if fc => write!(
+                out,
+                "{}",
+                facts.host_port.wwnn.as_deref().unwrap_or("[unknown]")
+            ),
+            'R' if fc => write!(
+                out,
+                "{}",
+                facts.host_port.wwpn.as_deref().unwrap_or("[unknown]")
+            ),
+            'r' if fc => write!(out, "{}", facts.port.wwpn.as_deref().unwrap_or("[unknown]")),
+            'N' | 'R' | 'r' | 'g' => write!(out, "[undef]"),
             'n' => match facts.host_port.transport {
-                Transport::Fc => facts.port.wwnn.clone().unwrap_or_else(undef),
-                Transport::Iscsi => facts.port.target_iqn.clone().unwrap_or_else(undef),
-                _ => undef(),
+                Transport::Fc => write!(out, "{}", or_undef(&facts.port.wwnn)),
+                Transport::Iscsi => write!(out, "{}", or_undef(&facts.port.target_iqn)),
+                _ => write!(out, "[undef]"),
             },
-            'a' => facts.host_port.adapter.clone().unwrap_or_else(undef),
-            'G' => "--".into(),
-            'g' => undef(),
-            '0' => "0".into(),
-            'P' => facts.host_port.transport.protocol().into(),
-            'I' => "ok".into(),
-            'L' => lun_hex(device.hcil.lun),
-            _ => return None,
-        })
+            'a' => write!(out, "{}", or_undef(&facts.host_port.adapter)),
+            'G' => write!(out, "--"),
+            '0' => write!(out, "0"),
+            'P' => write!(out, "{}", facts.host_port.transport.protocol()),
+            'I' => write!(out, "ok"),
+            'L' => write!(out, "{}", lun_hex(device.hcil.lun)),
+            _ => return false,
+        };
+        true
     }
 
-    fn group_field(&self, map: &MapState, index: usize, w: char) -> Option<String> {
-        let group = &map.layout[index];
-        Some(match w {
-            's' => map.policy.selector.clone(),
-            'p' => self.daemon.group_prio(self.fabric, group).0.to_string(),
-            't' => {
+    fn group_field(&self, out: &mut String, map: &MapState, index: usize, w: char) -> bool {
+        let _ = match w {
+            's' => write!(out, "{}", map.policy.selector),
+            'p' => write!(out, "{}", self.group_prio(&map.layout[index])),
+            't' => write!(
+                out,
+                "{}",
                 if index == map.current {
-                    "active".into()
+                    "active"
                 } else {
-                    "enabled".into()
+                    "enabled"
                 }
-            }
-            'M' => "normal".into(),
-            _ => return None,
-        })
+            ),
+            'M' => write!(out, "normal"),
+            _ => return false,
+        };
+        true
     }
 
-    /// `show maps [raw] format …`; `ok` when there are no maps.
+    /// The mean priority of the group's usable paths, 0 without any.
+    fn group_prio(&self, group: &[DeviceId]) -> i32 {
+        let (sum, n) = group
+            .iter()
+            .filter_map(|id| self.paths.get(id))
+            .filter(|p| p.checker.usable())
+            .fold((0, 0), |(sum, n), p| (sum + p.prio, n + 1));
+        if n == 0 { 0 } else { sum / n }
+    }
+
+    /// `show maps [raw] format …`; empty (the daemon then says `ok`) when there are no maps.
     pub fn maps_table(&self, format: &str, pretty: bool) -> String {
-        let indexes = 0..self.daemon.maps.len();
+        let indexes: Vec<usize> = (0..self.daemon.maps.len()).collect();
         let widths = pretty.then(|| {
-            widths(MAP_WILDCARDS, format, true, indexes.clone(), |i, w| {
-                self.map_field(*i, w)
+            widths(MAP_WILDCARDS, format, true, &indexes, |o, i, w| {
+                self.map_field(o, *i, w)
             })
         });
         let mut out = String::new();
-        if pretty {
-            line(&mut out, format, widths.as_ref(), |w| {
-                title(MAP_WILDCARDS, w)
+        if pretty && !indexes.is_empty() {
+            line(&mut out, format, widths.as_ref(), |o, w| {
+                title(o, MAP_WILDCARDS, w)
             });
         }
         for i in indexes {
-            line(&mut out, format, widths.as_ref(), |w| self.map_field(i, w));
-        }
-        if pretty && self.daemon.maps.is_empty() {
-            out.clear();
+            line(&mut out, format, widths.as_ref(), |o, w| {
+                self.map_field(o, i, w)
+            });
         }
         out
     }
 
     /// `show map X [raw] format …`: one line, padded to every map's widths, no header.
     pub fn map_line(&self, index: usize, format: &str) -> String {
-        let all = 0..self.daemon.maps.len();
-        let widths = widths(MAP_WILDCARDS, format, true, all, |i, w| {
-            self.map_field(*i, w)
+        let all: Vec<usize> = (0..self.daemon.maps.len()).collect();
+        let widths = widths(MAP_WILDCARDS, format, true, &all, |o, i, w| {
+            self.map_field(o, *i, w)
         });
         let mut out = String::new();
-        line(&mut out, format, Some(&widths), |w| {
-            self.map_field(index, w)
+        line(&mut out, format, Some(&widths), |o, w| {
+            self.map_field(o, index, w)
         });
         out
     }
 
-    /// `show paths [raw] format …`; `ok` when there are no paths.
+    /// `show paths [raw] format …`; empty when there are no paths.
     pub fn paths_table(&self, format: &str, pretty: bool) -> String {
-        let ids = self.daemon.pathvec.clone();
+        let ids = &self.daemon.pathvec;
         let widths = pretty.then(|| {
-            widths(PATH_WILDCARDS, format, true, ids.clone(), |id, w| {
-                self.path_field(*id, w)
+            widths(PATH_WILDCARDS, format, true, ids, |o, id, w| {
+                self.path_field(o, *id, w)
             })
         });
         let mut out = String::new();
-        if pretty {
-            line(&mut out, format, widths.as_ref(), |w| {
-                title(PATH_WILDCARDS, w)
+        if pretty && !ids.is_empty() {
+            line(&mut out, format, widths.as_ref(), |o, w| {
+                title(o, PATH_WILDCARDS, w)
             });
         }
-        for id in &ids {
-            line(&mut out, format, widths.as_ref(), |w| {
-                self.path_field(*id, w)
+        for id in ids {
+            line(&mut out, format, widths.as_ref(), |o, w| {
+                self.path_field(o, *id, w)
             });
-        }
-        if pretty && ids.is_empty() {
-            out.clear();
         }
         out
     }
 
     /// `show topology` / `show map X topology`.
     pub fn topology(&self, indexes: impl IntoIterator<Item = usize>) -> String {
-        let ids = self.daemon.pathvec.iter().copied();
-        let path_widths = widths(PATH_WILDCARDS, PATH_INDENT, false, ids, |id, w| {
-            self.path_field(*id, w)
+        let ids = &self.daemon.pathvec;
+        let path_widths = widths(PATH_WILDCARDS, PATH_INDENT, false, ids, |o, id, w| {
+            self.path_field(o, *id, w)
         });
-        let mut out = String::new();
+        let mut out = String::with_capacity(512 * self.daemon.maps.len());
         for index in indexes {
             let map = self.map(index);
             let mut style = String::new();
@@ -460,21 +490,23 @@ impl<'a> Printer<'a> {
                 style.push_str(" (%w)");
             }
             style.push_str(" %d %s");
-            line(&mut out, &style, None, |w| self.map_field(index, w));
-            line(&mut out, MAP_PROPS, None, |w| self.map_field(index, w));
+            line(&mut out, &style, None, |o, w| self.map_field(o, index, w));
+            line(&mut out, MAP_PROPS, None, |o, w| {
+                self.map_field(o, index, w)
+            });
             for (g, group) in map.layout.iter().enumerate() {
                 let last_group = g + 1 == map.layout.len();
                 out.push_str(if last_group { "`-+- " } else { "|-+- " });
-                line(&mut out, GROUP_INDENT, None, |w| {
-                    self.group_field(map, g, w)
+                line(&mut out, GROUP_INDENT, None, |o, w| {
+                    self.group_field(o, map, g, w)
                 });
                 for (p, id) in group.iter().enumerate() {
                     out.push(if last_group { ' ' } else { '|' });
                     out.push(' ');
                     out.push(if p + 1 == group.len() { '`' } else { '|' });
                     out.push_str("- ");
-                    line(&mut out, PATH_INDENT, Some(&path_widths), |w| {
-                        self.path_field(*id, w)
+                    line(&mut out, PATH_INDENT, Some(&path_widths), |o, w| {
+                        self.path_field(o, *id, w)
                     });
                 }
             }
@@ -484,67 +516,38 @@ impl<'a> Printer<'a> {
 
     fn json_map(&self, out: &mut String, index: usize, last: bool) {
         let map = self.map(index);
-        let f = |w| self.map_field(index, w).unwrap_or_default();
-        let _ = write!(
-            out,
-            "{{\n      \"name\" : \"{}\",\n      \"uuid\" : \"{}\",\n      \"sysfs\" : \"{}\",\n      \"failback\" : \"{}\",\n      \"queueing\" : \"{}\",\n      \"paths\" : {},\n      \"write_prot\" : \"{}\",\n      \"dm_st\" : \"{}\",\n      \"features\" : \"{}\",\n      \"hwhandler\" : \"{}\",\n      \"action\" : \"{}\",\n      \"path_faults\" : {},\n      \"vend\" : \"{}\",\n      \"prod\" : \"{}\",\n      \"rev\" : \"{}\",\n      \"switch_grp\" : {},\n      \"map_loads\" : {},\n      \"total_q_time\" : {},\n      \"q_timeouts\" : {},\n",
-            f('n'),
-            f('w'),
-            f('d'),
-            f('F'),
-            f('Q'),
-            f('N'),
-            f('r'),
-            f('t'),
-            f('f'),
-            f('h'),
-            f('A'),
-            f('0'),
-            f('v'),
-            f('p'),
-            f('e'),
-            f('1'),
-            f('2'),
-            f('3'),
-            f('4'),
-        );
-        out.push_str("      \"path_groups\": [");
+        out.push('{');
+        for (key, w, quoted) in JSON_MAP {
+            let _ = write!(out, "\n      \"{key}\" : ");
+            self.json_value(out, *quoted, |o| self.map_field(o, index, *w));
+            out.push(',');
+        }
+        out.push_str("\n      \"path_groups\": [");
         for (g, group) in map.layout.iter().enumerate() {
-            let gf = |w| self.group_field(map, g, w).unwrap_or_default();
+            out.push('{');
+            for (key, w, quoted) in JSON_GROUP {
+                let _ = write!(out, "\n         \"{key}\" : ");
+                self.json_value(out, *quoted, |o| self.group_field(o, map, g, *w));
+                out.push(',');
+            }
             let _ = write!(
                 out,
-                "{{\n         \"selector\" : \"{}\",\n         \"pri\" : {},\n         \"dm_st\" : \"{}\",\n         \"marginal_st\" : \"{}\",\n         \"group\" : {},\n",
-                gf('s'),
-                gf('p'),
-                gf('t'),
-                gf('M'),
-                g + 1,
+                "\n         \"group\" : {},\n         \"paths\": [",
+                g + 1
             );
-            out.push_str("         \"paths\": [");
             for (p, id) in group.iter().enumerate() {
-                let pf = |w| self.path_field(*id, w).unwrap_or_default();
-                let _ = write!(
-                    out,
-                    "{{\n            \"dev\" : \"{}\",\n            \"dev_t\" : \"{}\",\n            \"dm_st\" : \"{}\",\n            \"dev_st\" : \"{}\",\n            \"chk_st\" : \"{}\",\n            \"checker\" : \"{}\",\n            \"pri\" : {},\n            \"host_wwnn\" : \"{}\",\n            \"target_wwnn\" : \"{}\",\n            \"host_wwpn\" : \"{}\",\n            \"target_wwpn\" : \"{}\",\n            \"host_adapter\" : \"{}\",\n            \"lun_hex\" : \"{}\",\n            \"marginal_st\" : \"{}\"\n",
-                    pf('d'),
-                    pf('D'),
-                    pf('t'),
-                    pf('o'),
-                    pf('T'),
-                    pf('c'),
-                    pf('p'),
-                    pf('N'),
-                    pf('n'),
-                    pf('R'),
-                    pf('r'),
-                    pf('a'),
-                    pf('L'),
-                    pf('M'),
-                );
+                out.push('{');
+                for (n, (key, w, quoted)) in JSON_PATH.iter().enumerate() {
+                    let _ = write!(out, "\n            \"{key}\" : ");
+                    self.json_value(out, *quoted, |o| self.path_field(o, *id, *w));
+                    if n + 1 < JSON_PATH.len() {
+                        out.push(',');
+                    }
+                }
                 out.push_str(if p + 1 == group.len() {
-                    "         }"
+                    "\n         }"
                 } else {
-                    "         },"
+                    "\n         },"
                 });
             }
             out.push_str("]\n");
@@ -558,9 +561,20 @@ impl<'a> Printer<'a> {
         out.push_str(if last { "   }" } else { "   }," });
     }
 
+    /// Writes a value, quoted or not, as multipathd's printf does (no escaping).
+    fn json_value(&self, out: &mut String, quoted: bool, field: impl FnOnce(&mut String) -> bool) {
+        if quoted {
+            out.push('"');
+        }
+        field(out);
+        if quoted {
+            out.push('"');
+        }
+    }
+
     /// `show maps json`.
     pub fn maps_json(&self) -> String {
-        let mut out = String::with_capacity(1024 + 3000 * self.daemon.maps.len());
+        let mut out = String::with_capacity(1024 + 3200 * self.daemon.maps.len());
         out.push_str("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": [");
         let n = self.daemon.maps.len();
         for i in 0..n {
@@ -584,12 +598,7 @@ impl<'a> Printer<'a> {
         let order = [Checker::Down, Checker::Up, Checker::Ghost, Checker::Pending];
         let mut out = String::from("path checker states:\n");
         for state in order {
-            let n = self
-                .daemon
-                .pathvec
-                .iter()
-                .filter(|id| self.daemon.checker(self.fabric, **id) == state)
-                .count();
+            let n = self.paths.values().filter(|p| p.checker == state).count();
             if n > 0 {
                 let _ = writeln!(out, "{:<20}{n}", state.status_name());
             }
@@ -598,6 +607,55 @@ impl<'a> Printer<'a> {
         out
     }
 }
+
+/// `PRINT_JSON_MAP`: key, wildcard, quoted.
+const JSON_MAP: &[(&str, char, bool)] = &[
+    ("name", 'n', true),
+    ("uuid", 'w', true),
+    ("sysfs", 'd', true),
+    ("failback", 'F', true),
+    ("queueing", 'Q', true),
+    ("paths", 'N', false),
+    ("write_prot", 'r', true),
+    ("dm_st", 't', true),
+    ("features", 'f', true),
+    ("hwhandler", 'h', true),
+    ("action", 'A', true),
+    ("path_faults", '0', false),
+    ("vend", 'v', true),
+    ("prod", 'p', true),
+    ("rev", 'e', true),
+    ("switch_grp", '1', false),
+    ("map_loads", '2', false),
+    ("total_q_time", '3', false),
+    ("q_timeouts", '4', false),
+];
+
+/// `PRINT_JSON_GROUP`.
+const JSON_GROUP: &[(&str, char, bool)] = &[
+    ("selector", 's', true),
+    ("pri", 'p', false),
+    ("dm_st", 't', true),
+    ("marginal_st", 'M', true),
+];
+
+/// `PRINT_JSON_PATH`.
+const JSON_PATH: &[(&str, char, bool)] = &[
+    ("dev", 'd', true),
+    ("dev_t", 'D', true),
+    ("dm_st", 't', true),
+    ("dev_st", 'o', true),
+    ("chk_st", 'T', true),
+    ("checker", 'c', true),
+    ("pri", 'p', false),
+    ("host_wwnn", 'N', true),
+    ("target_wwnn", 'n', true),
+    ("host_wwpn", 'R', true),
+    ("target_wwpn", 'r', true),
+    ("host_adapter", 'a', true),
+    ("lun_hex", 'L', true),
+    ("marginal_st", 'M', true),
+];
 
 /// `show wildcards`.
 pub fn wildcards() -> String {
@@ -640,15 +698,22 @@ mod tests {
         let mut widths = HashMap::new();
         widths.insert('a', 4);
         let mut out = String::new();
-        line(&mut out, "x%a|%q|%a", Some(&widths), |w| {
-            (w == 'a').then(|| "ab".to_string())
+        line(&mut out, "x%a|%q|%a", Some(&widths), |o, w| {
+            if w == 'a' {
+                o.push_str("ab");
+            }
+            w == 'a'
         });
         assert_eq!(out, "xab  ||ab  \n");
     }
 
     #[test]
     fn progress_bar() {
-        assert_eq!(progress(1, 5), "XX........ 1/5");
-        assert_eq!(progress(4, 5), "XXXXXXXX.. 4/5");
+        let mut out = String::new();
+        progress(&mut out, 1, 5);
+        assert_eq!(out, "XX........ 1/5");
+        out.clear();
+        progress(&mut out, 4, 5);
+        assert_eq!(out, "XXXXXXXX.. 4/5");
     }
 }
