@@ -249,12 +249,18 @@ impl XapiSim {
         }
     }
 
-    /// The database, locked. Hold it briefly: every API call waits for it.
+    /// The database, locked. Hold it briefly: every API call waits for it, and so does every
+    /// other method of the simulator (do not call one while holding this guard).
     pub fn db(&self) -> MutexGuard<'_, Db> {
         match self.inner.db.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
+    }
+
+    /// A copy of the database, for assertions that need no lock.
+    pub fn snapshot(&self) -> Db {
+        self.db().clone()
     }
 
     /// Runs `f` on the database as one change: saved and announced to `event.from` after.

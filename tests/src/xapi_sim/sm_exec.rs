@@ -43,8 +43,21 @@ pub struct DriverCall {
     pub env: Vec<(String, String)>,
     pub stdout: String,
     pub stderr: String,
-    /// What xapi made of it.
+    /// What xapi made of it, the shape check of the command's answer included.
     pub outcome: Result<Value, Failure>,
+}
+
+/// The answer a command must give (`sm_exec`'s per-command parsers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `<nil/>`: attach, detach, activate, scan, create …
+    Nil,
+    /// `sr_probe`, `vdi_generate_config`.
+    String,
+    /// `vdi_attach`: a struct with `params_nbd`.
+    Attach,
+    /// `sr_get_driver_info`, checked by its own parser.
+    Any,
 }
 
 /// The call struct of `sm_exec.xmlrpc_of_call`; absent members are left out, as there.
@@ -215,7 +228,7 @@ impl Drivers {
             ..SmCall::default()
         };
         let value = self
-            .run(sr_type, host, &call)
+            .run(sr_type, host, &call, Shape::Any)
             .await
             .map_err(|_| unknown())?;
         let info = parse_driver_info(&value).ok_or_else(unknown)?;
@@ -232,6 +245,7 @@ impl Drivers {
         sr_type: &str,
         host: &HostEnv,
         call: &SmCall,
+        shape: Shape,
     ) -> Result<Value, Failure> {
         let Some(path) = self.executable(sr_type) else {
             return Err(Failure::new("SR_UNKNOWN_DRIVER", [sr_type]));
@@ -276,7 +290,8 @@ impl Drivers {
             Ok(out) => {
                 let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
                 let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-                let outcome = interpret(call, out.status, &stdout, &stderr);
+                let outcome = interpret(call, out.status, &stdout, &stderr)
+                    .and_then(|v| check_shape(v, shape));
                 (stdout, stderr, outcome)
             }
         };
@@ -370,42 +385,40 @@ fn shape_failure(value: &Value, reason: &str) -> Failure {
     )
 }
 
-/// Unit commands must answer `<nil/>`; an empty string is not accepted.
-pub fn expect_nil(value: Value) -> Result<(), Failure> {
-    match value {
-        Value::Nil => Ok(()),
-        other => Err(shape_failure(
-            &other,
-            "XMLRPC unmarshall RunTimeTypeError: looking for nil",
-        )),
-    }
-}
-
-pub fn expect_string(value: Value) -> Result<String, Failure> {
-    match value {
-        Value::String(s) => Ok(s),
-        other => Err(shape_failure(
-            &other,
-            "XMLRPC unmarshall RunTimeTypeError: looking for string",
-        )),
-    }
-}
-
-/// `vdi_attach`: a struct whose `params_nbd` is required; `params` and `xenstore_data` optional.
-pub fn expect_attach_result(value: Value) -> Result<BTreeMap<String, String>, Failure> {
-    let Some(members) = value.as_struct() else {
-        return Err(shape_failure(
+fn check_shape(value: Value, shape: Shape) -> Result<Value, Failure> {
+    let wrong = |looking_for: &str| {
+        Err(shape_failure(
             &value,
-            "XMLRPC unmarshall RunTimeTypeError: looking for struct",
-        ));
+            &format!("XMLRPC unmarshall RunTimeTypeError: looking for {looking_for}"),
+        ))
     };
-    if !matches!(members.get("params_nbd"), Some(Value::String(_))) {
-        return Err(shape_failure(&value, "<struct> missing field: params_nbd"));
+    match shape {
+        Shape::Any => Ok(value),
+        // An empty string is not nil to xapi.
+        Shape::Nil if value == Value::Nil => Ok(value),
+        Shape::Nil => wrong("nil"),
+        Shape::String if matches!(value, Value::String(_)) => Ok(value),
+        Shape::String => wrong("string"),
+        Shape::Attach => match value.as_struct() {
+            None => wrong("struct"),
+            Some(m) if !matches!(m.get("params_nbd"), Some(Value::String(_))) => {
+                Err(shape_failure(&value, "<struct> missing field: params_nbd"))
+            }
+            Some(_) => Ok(value),
+        },
     }
-    Ok(members
-        .iter()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-        .collect())
+}
+
+/// The string members of a `vdi_attach` answer (`params`, `params_nbd`, …).
+pub fn attach_result(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_struct()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn parse_driver_info(value: &Value) -> Option<DriverInfo> {

@@ -7,7 +7,7 @@
 use xenapi::{Failure, Value};
 
 use crate::xapi_sim::db::{self, Attachment, Class, Db, PbdRow, SrRow, StringMap};
-use crate::xapi_sim::sm_exec::{self, HostEnv, SmCall};
+use crate::xapi_sim::sm_exec::{self, HostEnv, Shape, SmCall};
 use crate::xapi_sim::{XapiSim, api};
 
 fn handle_invalid(class: &str, r: &str) -> Failure {
@@ -59,12 +59,13 @@ async fn run(
     env: &HostEnv,
     mut call: SmCall,
     sr: Option<&str>,
+    shape: Shape,
 ) -> Result<Value, Failure> {
     let drivers = &sim.inner.drivers;
     drivers.driver_info(sr_type, env).await?;
     let session = sim.modify(|db| api::new_session(db, &env.host_ref, api::SM_USER, "SM", sr));
     call.session_ref = Some(session.clone());
-    let result = drivers.run(sr_type, env, &call).await;
+    let result = drivers.run(sr_type, env, &call, shape).await;
     sim.modify(|db| db.sessions.remove(&session));
     result
 }
@@ -94,7 +95,7 @@ pub(crate) async fn pbd_plug(sim: &XapiSim, pbd: &str) -> Result<(), Failure> {
             host_env(sim, &db, &row.host),
         )
     };
-    sm_exec::expect_nil(run(sim, &sr_row.sr_type, &env, call, Some(&row.sr)).await?)?;
+    run(sim, &sr_row.sr_type, &env, call, Some(&row.sr), Shape::Nil).await?;
     sim.modify(|db| set_attached(db, pbd, true));
     Ok(())
 }
@@ -121,7 +122,7 @@ pub(crate) async fn pbd_unplug(sim: &XapiSim, pbd: &str) -> Result<(), Failure> 
     };
     let lock = sim.inner.drivers.host_lock(&row.host);
     let _serialised = lock.lock().await;
-    sm_exec::expect_nil(run(sim, &sr_row.sr_type, &env, call, Some(&row.sr)).await?)?;
+    run(sim, &sr_row.sr_type, &env, call, Some(&row.sr), Shape::Nil).await?;
     sim.modify(|db| set_attached(db, pbd, false));
     Ok(())
 }
@@ -224,10 +225,7 @@ pub(crate) async fn sr_create(sim: &XapiSim, new: NewSr) -> Result<String, Failu
         sr_uuid: Some(uuid),
         ..SmCall::default()
     };
-    let created = match run(sim, &new.sr_type, &env, call, Some(&sr)).await {
-        Ok(v) => sm_exec::expect_nil(v),
-        Err(f) => Err(f),
-    };
+    let created = run(sim, &new.sr_type, &env, call, Some(&sr), Shape::Nil).await;
     if let Err(f) = created {
         // A failed create leaves nothing behind.
         sim.modify(|db| {
@@ -281,7 +279,10 @@ pub(crate) async fn sr_probe(
     };
     let lock = sim.inner.drivers.host_lock(host);
     let _serialised = lock.lock().await;
-    sm_exec::expect_string(run(sim, sr_type, &env, call, None).await?)
+    match run(sim, sr_type, &env, call, None, Shape::String).await? {
+        Value::String(s) => Ok(s),
+        _ => Ok(String::new()),
+    }
 }
 
 pub(crate) async fn sr_scan(sim: &XapiSim, sr: &str) -> Result<(), Failure> {
@@ -302,7 +303,9 @@ pub(crate) async fn sr_scan(sim: &XapiSim, sr: &str) -> Result<(), Failure> {
             row.sr_type.clone(),
         )
     };
-    sm_exec::expect_nil(run(sim, &sr_type, &env, call, Some(sr)).await?)
+    run(sim, &sr_type, &env, call, Some(sr), Shape::Nil)
+        .await
+        .map(drop)
 }
 
 /// A VDI call on `host`: the SR call plus the VDI's members.
@@ -353,8 +356,9 @@ pub(crate) async fn vdi_attach(
         (call, sr_type, host_env(sim, &db, host), sr)
     };
     let info = sim.inner.drivers.driver_info(&sr_type, &env).await?;
-    let result =
-        sm_exec::expect_attach_result(run(sim, &sr_type, &env, call.clone(), Some(&sr)).await?)?;
+    let result = sm_exec::attach_result(
+        &run(sim, &sr_type, &env, call.clone(), Some(&sr), Shape::Attach).await?,
+    );
     let active = info.has("VDI_ACTIVATE");
     if active {
         let activate = SmCall {
@@ -362,17 +366,14 @@ pub(crate) async fn vdi_attach(
             args: vec![mode],
             ..call.clone()
         };
-        let activated = match run(sim, &sr_type, &env, activate, Some(&sr)).await {
-            Ok(v) => sm_exec::expect_nil(v),
-            Err(f) => Err(f),
-        };
+        let activated = run(sim, &sr_type, &env, activate, Some(&sr), Shape::Nil).await;
         if let Err(f) = activated {
             let detach = SmCall {
                 command: "vdi_detach".into(),
                 args: vec![],
                 ..call
             };
-            let _ = run(sim, &sr_type, &env, detach, Some(&sr)).await;
+            let _ = run(sim, &sr_type, &env, detach, Some(&sr), Shape::Nil).await;
             return Err(f);
         }
     }
@@ -403,7 +404,7 @@ pub(crate) async fn vdi_detach(sim: &XapiSim, host: &str, vdi: &str) -> Result<(
     };
     let info = sim.inner.drivers.driver_info(&sr_type, &env).await?;
     if attachment.active && info.has("VDI_DEACTIVATE") {
-        sm_exec::expect_nil(run(sim, &sr_type, &env, call.clone(), Some(&sr)).await?)?;
+        run(sim, &sr_type, &env, call.clone(), Some(&sr), Shape::Nil).await?;
         sim.modify(|db| {
             if let Some(a) = db.attachments.get_mut(&key) {
                 a.active = false;
@@ -414,7 +415,7 @@ pub(crate) async fn vdi_detach(sim: &XapiSim, host: &str, vdi: &str) -> Result<(
         command: "vdi_detach".into(),
         ..call
     };
-    sm_exec::expect_nil(run(sim, &sr_type, &env, detach, Some(&sr)).await?)?;
+    run(sim, &sr_type, &env, detach, Some(&sr), Shape::Nil).await?;
     sim.modify(|db| {
         db.attachments.remove(&key);
         db.touch(Class::Vdi, vdi);
