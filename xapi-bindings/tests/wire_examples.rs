@@ -142,6 +142,19 @@ fn xml_reader_takes_every_form_a_peer_sends() {
 }
 
 #[test]
+fn xml_booleans_are_true_only_as_1_as_xapi_reads_them() {
+    let call = |text: &str| {
+        let xml = format!(
+            "<methodCall><methodName>m</methodName><params><param><value><boolean>{text}</boolean></value></param></params></methodCall>"
+        );
+        xmlrpc::decode_call(&xml).unwrap().1[0].clone()
+    };
+    assert_eq!(call("1"), Value::Bool(true));
+    assert_eq!(call("0"), Value::Bool(false));
+    assert_eq!(call("true"), Value::Bool(false));
+}
+
+#[test]
 fn xml_plain_responses_and_faults_as_drivers_send_them() {
     let nil = xmlrpc::decode_plain_response(
         "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><nil/></value></param>\n</params>\n</methodResponse>\n",
@@ -164,7 +177,7 @@ fn malformed_xml_is_a_typed_error_that_does_not_echo_the_input() {
         "",
         "<methodCall>",
         "not xml at all",
-        "<methodCall><methodName>x</methodName><params><param><value><boolean>yes</boolean></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><int>twelve</int></value></param></params></methodCall>",
         "<methodCall><methodName>session.login_with_password</methodName><params><param><value>root</value></param><param><value>s3cret-pw</value></param></params>",
     ] {
         let err = xmlrpc::decode_call(bad).unwrap_err();

@@ -197,14 +197,36 @@ fn malformed(what: &str) -> Error {
     }
 }
 
-/// dxr reads `dateTime.iso8601` without a zone; xapi writes a trailing `Z`.
+/// Brings a document to what dxr reads, the way xapi's reader sees it: dxr wants
+/// `dateTime.iso8601` without a zone (xapi writes a trailing `Z`), and only `0`/`1` as
+/// booleans, while xapi reads any boolean text other than `1` as false.
 fn for_dxr(xml: &str) -> std::borrow::Cow<'_, str> {
+    let mut xml: std::borrow::Cow<'_, str> = xml.into();
     if xml.contains("Z</dateTime.iso8601>") {
-        xml.replace("Z</dateTime.iso8601>", "</dateTime.iso8601>")
-            .into()
-    } else {
-        xml.into()
+        xml = xml
+            .replace("Z</dateTime.iso8601>", "</dateTime.iso8601>")
+            .into();
     }
+    if xml.contains("<boolean>") {
+        let mut out = String::with_capacity(xml.len());
+        let mut rest: &str = &xml;
+        while let Some(start) = rest.find("<boolean>") {
+            let after = &rest[start + "<boolean>".len()..];
+            let Some(end) = after.find("</boolean>") else {
+                break;
+            };
+            out.push_str(&rest[..start]);
+            out.push_str(if after[..end].trim() == "1" {
+                "<boolean>1"
+            } else {
+                "<boolean>0"
+            });
+            rest = &after[end..];
+        }
+        out.push_str(rest);
+        xml = out.into();
+    }
+    xml
 }
 
 fn from_dxr(v: dxr::Value) -> Value {
