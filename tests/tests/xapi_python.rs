@@ -24,9 +24,16 @@ fn python() -> PathBuf {
 async fn the_official_python_binding_sees_real_xenapi() {
     let python = python();
     // XenAPI.py spells the socket path with '_' for '/', so the path must have no '_'.
-    let dir = tempfile::Builder::new().prefix("xapisim").tempdir_in("/tmp").unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("xapisim")
+        .tempdir_in("/tmp")
+        .unwrap();
     let socket = dir.path().join("xapi");
-    let sim = XapiSim::builder().hosts(2).root_password("s3cret").auth_failure_delay(Duration::ZERO).build();
+    let sim = XapiSim::builder()
+        .hosts(2)
+        .root_password("s3cret")
+        .auth_failure_delay(Duration::ZERO)
+        .build();
     sim.add_sr(SrSpec::shared("lunoiscsi", "LUNs").device_config("SCSIid", "3600a0b8"));
     sim.listen_unix(&socket).await.unwrap();
     let addr = sim.listen_tcp("127.0.0.1:0").await.unwrap();
@@ -50,8 +57,15 @@ async fn the_official_python_binding_sees_real_xenapi() {
     );
     // What Python wrote is in the pool.
     let db = sim.snapshot();
-    let written: Vec<&String> = db.pbds.values().flat_map(|p| p.other_config.keys()).collect();
-    assert!(written.contains(&&"mpath-3600a0b8unix".to_owned()), "{written:?}");
+    let written: Vec<&String> = db
+        .pbds
+        .values()
+        .flat_map(|p| p.other_config.keys())
+        .collect();
+    assert!(
+        written.contains(&&"mpath-3600a0b8unix".to_owned()),
+        "{written:?}"
+    );
     assert!(written.contains(&&"mpath-3600a0b8tcp".to_owned()));
     assert_eq!(db.messages.len(), 2);
 }
