@@ -69,3 +69,65 @@ async fn the_official_python_binding_sees_real_xenapi() {
     assert!(written.contains(&&"mpath-3600a0b8tcp".to_owned()));
     assert_eq!(db.messages.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_driver_calls_back_with_the_session_it_was_handed() {
+    use std::os::unix::fs::PermissionsExt;
+    let python = python();
+    let dir = tempfile::Builder::new()
+        .prefix("xapisim")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let drivers = dir.path().join("sm");
+    std::fs::create_dir(&drivers).unwrap();
+    let body = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/callback_driver.py"),
+    )
+    .unwrap();
+    let driver = drivers.join("CallbackSR");
+    std::fs::write(&driver, format!("#!{}\n{body}", python.display())).unwrap();
+    std::fs::set_permissions(&driver, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let sim = XapiSim::builder()
+        .hosts(2)
+        .driver_dir(&drivers)
+        .driver_env("SM_RS_XAPI", "{xapi}")
+        .build();
+    let sr = sim.add_sr(SrSpec::shared("callback", "cb").device_config("target", "192.0.2.1"));
+    let socket = dir.path().join("xapi");
+    sim.listen_unix(&socket).await.unwrap();
+
+    sim.plug(&sr.pbds[1])
+        .await
+        .unwrap_or_else(|f| panic!("{f}: {:?}", sim.driver_calls().last().map(|c| &c.stderr)));
+    let db = sim.snapshot();
+    let pbd = &db.pbds[&sr.pbds[1]];
+    assert!(pbd.currently_attached);
+    assert_eq!(
+        pbd.device_config["discovered"],
+        "iqn.2026-01.com.example:array"
+    );
+    assert_eq!(pbd.device_config["target"], "192.0.2.1");
+    assert!(!pbd.device_config.contains_key("SRmaster"));
+    assert_eq!(pbd.other_config["multipathed"], "true");
+    // The other host's PBD was not touched.
+    assert!(
+        !db.pbds[&sr.pbds[0]]
+            .device_config
+            .contains_key("discovered")
+    );
+
+    // Only a driver's session may set device_config.
+    let client = xenapi::Client::new(xenapi::Endpoint::Unix(socket));
+    let admin = xenapi::Session::login_with_password(&client, "root", "", "1.0", "t")
+        .await
+        .unwrap();
+    let e = xenapi::api::pbd::set_device_config(
+        &admin,
+        &xenapi::Ref::new(sr.pbds[0].clone()),
+        &Default::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.failure().unwrap().code, "PERMISSION_DENIED");
+}
