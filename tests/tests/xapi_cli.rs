@@ -1,5 +1,6 @@
 //! The `xapi-sim` and `xe` programs together, as the demo and people use them: the simulator
 //! serves a pool from a state file, `xe` reads and changes it, and a restart resumes it.
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

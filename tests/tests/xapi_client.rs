@@ -1,5 +1,6 @@
 //! The `xenapi` client against the xapi simulator over the unix socket, HTTP and pinned
 //! HTTPS, in both protocols: sessions, typed calls, map updates, errors, events.
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -274,7 +275,10 @@ async fn vdis_messages_and_pbd_create() {
         ("3600a0b80001234", sr_ref.clone())
     );
     assert!(record.managed);
-    assert_eq!(sr::get_record(&s, &sr_ref).await.unwrap().vdis, [v.clone()]);
+    assert_eq!(
+        sr::get_record(&s, &sr_ref).await.unwrap().vdis,
+        std::slice::from_ref(&v)
+    );
     vdi::db_forget(&s, &v).await.unwrap();
     assert_eq!(
         vdi::get_record(&s, &v)

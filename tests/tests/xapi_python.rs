@@ -1,6 +1,7 @@
 //! The official Python XenAPI binding (PyPI `XenAPI`) talks to the simulator over its unix
 //! socket and over TCP, and must see what it sees with a real xapi. The binding is installed
 //! by `.ci/install.d/30-python.sh` into `target/py-xenapi`; without it this test fails.
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::path::PathBuf;
 use std::time::Duration;

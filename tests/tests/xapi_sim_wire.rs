@@ -1,5 +1,6 @@
 //! Bad input to the simulator, sent as raw HTTP: it answers as xapi's http_svr does (an HTML
 //! 500 for what cannot be read, a XenAPI failure for a call that parses) and keeps serving.
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::time::Duration;
 

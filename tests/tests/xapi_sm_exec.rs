@@ -1,6 +1,7 @@
 //! The simulator runs SMAPIv1 drivers as xapi's sm_exec does. The drivers here are shell
 //! scripts the test writes: they log what they saw and answer from files the test puts in
 //! place, so every fault mapping can be provoked.
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

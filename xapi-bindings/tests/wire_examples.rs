@@ -1,4 +1,5 @@
 //! The codecs against the wire examples of `reference/xapi-facts.md` §1–2, both ways.
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::collections::BTreeMap;
 
