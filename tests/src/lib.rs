@@ -3,9 +3,12 @@
 //! - [`fabric`]: arrays, controllers, ports, ALUA groups, LUNs and the host's SCSI disks,
 //!   with the faults storage administrators meet (a controller pulled, a port cut, …);
 //! - [`multipathd_sim`]: multipathd's socket protocol served from a fabric;
-//! - [`scenarios`]: ready-made fabrics: the seed log's array, and large ones for benchmarks.
+//! - [`scenarios`]: ready-made fabrics: the seed log's array, and large ones for benchmarks;
+//! - [`xapi_sim`]: an xapi pool speaking XenAPI (XML-RPC and JSON-RPC) that runs SMAPIv1
+//!   drivers as xapi's sm_exec does.
 
 pub mod bins;
 pub mod fabric;
 pub mod multipathd_sim;
 pub mod scenarios;
+pub mod xapi_sim;
