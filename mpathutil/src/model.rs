@@ -163,7 +163,7 @@ impl Serialize for Hcil {
 }
 
 /// Everything multipathd reported in one read.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Topology {
     pub maps: Vec<Map>,
 }
@@ -176,7 +176,7 @@ impl Topology {
 }
 
 /// One multipath map (a dm-multipath device).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Map {
     /// The alias, or the WWID when user_friendly_names is off (as on XenServer).
     pub name: CompactString,
@@ -202,8 +202,6 @@ pub struct Map {
     /// Paths multipathd itself counts as usable (`%N`: checker up or ghost).
     pub usable_paths_reported: Option<u32>,
     pub path_faults: Option<u64>,
-    /// Not serialized here: [`crate::report`] writes groups with what it computes for them.
-    #[serde(skip)]
     pub groups: Vec<PathGroup>,
 }
 
@@ -256,20 +254,18 @@ impl Map {
 }
 
 /// A path group: the kernel uses one group at a time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PathGroup {
     /// The path selector with its argument count, e.g. `service-time 0`.
     pub selector: Option<CompactString>,
     pub priority: Option<i32>,
     pub state: Option<GroupState>,
     pub marginal: Option<Marginal>,
-    /// Not serialized here: [`crate::report`] writes paths with their verdicts.
-    #[serde(skip)]
     pub paths: Vec<Path>,
 }
 
 /// One path to the LUN: a SCSI device through one initiator port and one target port.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Path {
     pub hcil: Option<Hcil>,
     /// Kernel name, e.g. `sdb`; `None` when multipathd printed `-`.
