@@ -199,6 +199,8 @@ pub enum Failure {
 pub struct Daemon {
     pub config: DaemonConfig,
     pub(crate) pathvec: Vec<DeviceId>,
+    /// The monitored paths of each WWID, in `pathvec` order.
+    by_wwid: HashMap<String, Vec<DeviceId>>,
     pub(crate) paths: HashMap<DeviceId, PathState>,
     pub(crate) maps: Vec<MapState>,
     seen: HashSet<DeviceId>,
@@ -211,6 +213,7 @@ impl Daemon {
         Self {
             config,
             pathvec: Vec::new(),
+            by_wwid: HashMap::new(),
             paths: HashMap::new(),
             maps: Vec::new(),
             seen: HashSet::new(),
@@ -279,7 +282,7 @@ impl Daemon {
         for wwid in wwids {
             if self.maps.iter().any(|m| m.wwid == wwid) {
                 reload.insert(wwid);
-            } else if self.should_multipath(fabric, &wwid) {
+            } else if self.should_multipath(&wwid) {
                 self.create_map(fabric, &wwid);
             }
         }
@@ -330,8 +333,12 @@ impl Daemon {
             return None;
         }
         let checker = probe(&facts);
-        if !self.pathvec.contains(&id) {
+        if !self.paths.contains_key(&id) {
             self.pathvec.push(id);
+            self.by_wwid
+                .entry(facts.lun.wwid.clone())
+                .or_default()
+                .push(id);
         }
         self.paths.entry(id).or_insert(PathState {
             prio: if checker.usable() {
@@ -357,7 +364,7 @@ impl Daemon {
         };
         if self.maps.iter().any(|m| m.wwid == wwid) {
             reload.insert(wwid);
-        } else if self.should_multipath(fabric, &wwid) {
+        } else if self.should_multipath(&wwid) {
             self.create_map(fabric, &wwid);
         }
     }
@@ -372,6 +379,9 @@ impl Daemon {
         self.pathvec.retain(|p| *p != id);
         self.paths.remove(&id);
         let wwid = &fabric.lun(fabric.device(id).lun).wwid;
+        if let Some(members) = self.by_wwid.get_mut(wwid) {
+            members.retain(|p| *p != id);
+        }
         if self.maps.iter().any(|m| &m.wwid == wwid) {
             reload.insert(wwid.clone());
         }
@@ -382,7 +392,7 @@ impl Daemon {
         if self.maps.iter().any(|m| m.wwid == wwid) {
             return true;
         }
-        let Some(first) = self.members(fabric, wwid).first().copied() else {
+        let Some(first) = self.members(wwid).first().copied() else {
             return false;
         };
         let facts = fabric.facts(first);
@@ -472,7 +482,7 @@ impl Daemon {
         for wwid in candidates {
             if self.maps.iter().any(|m| m.wwid == wwid) {
                 self.reload(fabric, &wwid);
-            } else if self.should_multipath(fabric, &wwid) {
+            } else if self.should_multipath(&wwid) {
                 self.create_map(fabric, &wwid);
             }
         }
@@ -487,12 +497,8 @@ impl Daemon {
     }
 
     /// The monitored paths of a WWID, in the daemon's order.
-    pub(crate) fn members(&self, fabric: &Fabric, wwid: &str) -> Vec<DeviceId> {
-        self.pathvec
-            .iter()
-            .copied()
-            .filter(|id| fabric.lun(fabric.device(*id).lun).wwid == wwid)
-            .collect()
+    pub(crate) fn members(&self, wwid: &str) -> Vec<DeviceId> {
+        self.by_wwid.get(wwid).cloned().unwrap_or_default()
     }
 
     /// The checker state shown for a path in a map.
@@ -533,7 +539,7 @@ impl Daemon {
     }
 
     fn lay_out(&self, fabric: &Fabric, map: &mut MapState) {
-        let members = self.members(fabric, &map.wwid);
+        let members = self.members(&map.wwid);
         let mut groups: Vec<Vec<DeviceId>> = match map.policy.grouping {
             Grouping::Failover => members.iter().map(|id| vec![*id]).collect(),
             Grouping::Multibus => {
@@ -612,12 +618,12 @@ impl Daemon {
         }
     }
 
-    fn should_multipath(&self, fabric: &Fabric, wwid: &str) -> bool {
+    fn should_multipath(&self, wwid: &str) -> bool {
         match self.config.find_multipaths {
             FindMultipaths::Off => true,
             FindMultipaths::Strict => self.known_wwids().contains(wwid),
             FindMultipaths::On => {
-                self.known_wwids().contains(wwid) || self.members(fabric, wwid).len() >= 2
+                self.known_wwids().contains(wwid) || self.members(wwid).len() >= 2
             }
         }
     }

@@ -190,6 +190,17 @@ fn lun_hex(lun: u64) -> String {
     format!("0x{hex:016x}")
 }
 
+/// Appends a number or another displayable value.
+fn number(out: &mut String, value: impl std::fmt::Display) -> std::fmt::Result {
+    write!(out, "{value}")
+}
+
+/// Appends a string; the printers' common case, without `fmt`'s machinery.
+fn push(out: &mut String, text: impl AsRef<str>) -> std::fmt::Result {
+    out.push_str(text.as_ref());
+    Ok(())
+}
+
 fn progress(out: &mut String, cur: u32, total: u32) {
     if let Some(x) = (10 * cur).checked_div(total) {
         let x = x as usize;
@@ -203,7 +214,8 @@ fn progress(out: &mut String, cur: u32, total: u32) {
 /// each path's and map's state worked out once per request.
 pub struct Printer<'a> {
     daemon: &'a Daemon,
-    paths: HashMap<DeviceId, PathInfo<'a>>,
+    /// Indexed by device id: every monitored path.
+    paths: Vec<Option<PathInfo<'a>>>,
     maps: Vec<MapInfo<'a>>,
 }
 
@@ -226,31 +238,34 @@ struct MapInfo<'a> {
 
 impl<'a> Printer<'a> {
     pub fn new(fabric: &'a Fabric, daemon: &'a Daemon) -> Self {
-        let membership: HashMap<DeviceId, usize> = daemon
-            .maps
-            .iter()
-            .enumerate()
-            .flat_map(|(i, m)| m.layout.iter().flatten().map(move |id| (*id, i)))
-            .collect();
-        let paths: HashMap<DeviceId, PathInfo<'a>> = daemon
-            .pathvec
-            .iter()
-            .map(|id| {
-                let info = PathInfo {
-                    facts: fabric.facts(*id),
-                    map: membership.get(id).copied(),
-                    checker: daemon.checker(fabric, *id),
-                    failed: daemon.dm_failed(fabric, *id),
-                    prio: daemon.prio(*id),
-                };
-                (*id, info)
-            })
-            .collect();
+        let mut membership: Vec<Option<usize>> = vec![None; fabric.devices().len()];
+        for (i, map) in daemon.maps.iter().enumerate() {
+            for id in map.layout.iter().flatten() {
+                membership[id.0] = Some(i);
+            }
+        }
+        let mut paths: Vec<Option<PathInfo<'a>>> = Vec::new();
+        paths.resize_with(fabric.devices().len(), || None);
+        for id in &daemon.pathvec {
+            let checker = daemon.checker(fabric, *id);
+            paths[id.0] = Some(PathInfo {
+                facts: fabric.facts(*id),
+                map: membership[id.0],
+                checker,
+                failed: daemon.dm_failed(fabric, *id),
+                prio: daemon.prio(*id),
+            });
+        }
         let maps = daemon
             .maps
             .iter()
             .map(|m| {
-                let members = || m.layout.iter().flatten().filter_map(|id| paths.get(id));
+                let members = || {
+                    m.layout
+                        .iter()
+                        .flatten()
+                        .filter_map(|id| paths[id.0].as_ref())
+                };
                 MapInfo {
                     first: members().next().map(|p| p.facts),
                     usable: members().filter(|p| p.checker.usable()).count(),
@@ -274,8 +289,8 @@ impl<'a> Printer<'a> {
         let info = &self.maps[index];
         let array = info.first.map(|f| f.array);
         let _ = match w {
-            'n' => write!(out, "{}", map.alias),
-            'w' => write!(out, "{}", map.wwid),
+            'n' => push(out, &map.alias),
+            'w' => push(out, &map.wwid),
             'd' => write!(out, "dm-{}", map.minor),
             'F' => write!(
                 out,
@@ -287,32 +302,32 @@ impl<'a> Printer<'a> {
                 }
             ),
             'Q' => match map.policy.no_path_retry {
-                NoPathRetry::Undef => write!(out, "-"),
-                NoPathRetry::Queue => write!(out, "on"),
-                NoPathRetry::Fail => write!(out, "off"),
+                NoPathRetry::Undef => push(out, "-"),
+                NoPathRetry::Queue => push(out, "on"),
+                NoPathRetry::Fail => push(out, "off"),
                 NoPathRetry::Retries(n) if info.usable > 0 => write!(out, "{n} chk"),
-                NoPathRetry::Retries(_) => write!(out, "off"),
+                NoPathRetry::Retries(_) => push(out, "off"),
             },
-            'N' => write!(out, "{}", info.usable),
-            'r' => write!(out, "rw"),
-            't' => write!(out, "active"),
-            'S' => write!(out, "{}", size(map.size_bytes)),
-            'f' => write!(out, "{}", map.policy.features),
-            'x' | '3' | '4' => write!(out, "0"),
-            'h' => write!(out, "{}", map.policy.hwhandler),
-            'A' => write!(out, "{}", if map.created { "create" } else { "" }),
-            '0' => write!(out, "{}", map.path_faults),
-            '1' => write!(out, "{}", map.switch_grp),
-            '2' => write!(out, "{}", map.map_loads),
+            'N' => number(out, info.usable),
+            'r' => push(out, "rw"),
+            't' => push(out, "active"),
+            'S' => push(out, size(map.size_bytes)),
+            'f' => push(out, &map.policy.features),
+            'x' | '3' | '4' => push(out, "0"),
+            'h' => push(out, &map.policy.hwhandler),
+            'A' => push(out, if map.created { "create" } else { "" }),
+            '0' => number(out, map.path_faults),
+            '1' => number(out, map.switch_grp),
+            '2' => number(out, map.map_loads),
             's' => match array {
                 Some(a) => write!(out, "{},{}", a.vendor, a.product),
-                None => write!(out, "##,##"),
+                None => push(out, "##,##"),
             },
-            'v' => write!(out, "{}", array.map_or("##", |a| a.vendor.as_str())),
-            'p' => write!(out, "{}", array.map_or("##", |a| a.product.as_str())),
-            'e' => write!(out, "{}", array.map_or("##", |a| a.revision.as_str())),
-            'G' => write!(out, "--"),
-            'g' => write!(out, "[undef]"),
+            'v' => push(out, array.map_or("##", |a| a.vendor.as_str())),
+            'p' => push(out, array.map_or("##", |a| a.product.as_str())),
+            'e' => push(out, array.map_or("##", |a| a.revision.as_str())),
+            'G' => push(out, "--"),
+            'g' => push(out, "[undef]"),
             _ => return false,
         };
         true
@@ -320,7 +335,7 @@ impl<'a> Printer<'a> {
 
     /// Writes a path wildcard's value; false for a wildcard multipathd does not know.
     pub fn path_field(&self, out: &mut String, id: DeviceId, w: char) -> bool {
-        let Some(info) = self.paths.get(&id) else {
+        let Some(info) = self.paths.get(id.0).and_then(Option::as_ref) else {
             return false;
         };
         let facts = &info.facts;
@@ -329,34 +344,34 @@ impl<'a> Printer<'a> {
         let fc = facts.host_port.transport == Transport::Fc;
         let or_undef = |value: &Option<String>| value.clone().unwrap_or_else(|| "[undef]".into());
         let _ = match w {
-            'w' => write!(out, "{}", facts.lun.wwid),
-            'i' => write!(out, "{}", device.hcil),
-            'd' => write!(out, "{}", device.name),
+            'w' => push(out, &facts.lun.wwid),
+            'i' => number(out, device.hcil),
+            'd' => push(out, &device.name),
             'D' => write!(out, "{}:{}", device.dev_t.0, device.dev_t.1),
-            't' if !in_map => write!(out, "undef"),
-            't' => write!(out, "{}", if info.failed { "failed" } else { "active" }),
-            'o' if !in_map => write!(out, "unknown"),
+            't' if !in_map => push(out, "undef"),
+            't' => push(out, if info.failed { "failed" } else { "active" }),
+            'o' if !in_map => push(out, "unknown"),
             'o' => write!(
                 out,
                 "{}",
                 if device.offline { "offline" } else { "running" }
             ),
-            'T' if !in_map => write!(out, "undef"),
-            'T' => write!(out, "{}", info.checker.word()),
+            'T' if !in_map => push(out, "undef"),
+            'T' => push(out, info.checker.word()),
             's' => write!(out, "{},{}", facts.array.vendor, facts.array.product),
-            'c' => write!(out, "{}", facts.array.policy.checker),
-            'C' if !in_map => write!(out, "orphan"),
+            'c' => push(out, &facts.array.policy.checker),
+            'C' if !in_map => push(out, "orphan"),
             'C' => {
                 progress(out, 1, self.daemon.config.polling_interval);
                 Ok(())
             }
-            'p' => write!(out, "{}", info.prio),
-            'S' => write!(out, "{}", size(facts.lun.size_bytes)),
-            'z' => write!(out, "{}", facts.lun.serial),
-            'M' => write!(out, "normal"),
+            'p' => number(out, info.prio),
+            'S' => push(out, size(facts.lun.size_bytes)),
+            'z' => push(out, &facts.lun.serial),
+            'M' => push(out, "normal"),
             'm' => match info.map {
-                Some(m) => write!(out, "{}", self.daemon.maps[m].alias),
-                None => write!(out, "[orphan]"),
+                Some(m) => push(out, &self.daemon.maps[m].alias),
+                None => push(out, "[orphan]"),
             },
             'N' if fc => write!(
                 out,
@@ -368,19 +383,19 @@ impl<'a> Printer<'a> {
                 "{}",
                 facts.host_port.wwpn.as_deref().unwrap_or("[unknown]")
             ),
-            'r' if fc => write!(out, "{}", facts.port.wwpn.as_deref().unwrap_or("[unknown]")),
-            'N' | 'R' | 'r' | 'g' => write!(out, "[undef]"),
+            'r' if fc => push(out, facts.port.wwpn.as_deref().unwrap_or("[unknown]")),
+            'N' | 'R' | 'r' | 'g' => push(out, "[undef]"),
             'n' => match facts.host_port.transport {
-                Transport::Fc => write!(out, "{}", or_undef(&facts.port.wwnn)),
-                Transport::Iscsi => write!(out, "{}", or_undef(&facts.port.target_iqn)),
-                _ => write!(out, "[undef]"),
+                Transport::Fc => push(out, or_undef(&facts.port.wwnn)),
+                Transport::Iscsi => push(out, or_undef(&facts.port.target_iqn)),
+                _ => push(out, "[undef]"),
             },
-            'a' => write!(out, "{}", or_undef(&facts.host_port.adapter)),
-            'G' => write!(out, "--"),
-            '0' => write!(out, "0"),
-            'P' => write!(out, "{}", facts.host_port.transport.protocol()),
-            'I' => write!(out, "ok"),
-            'L' => write!(out, "{}", lun_hex(device.hcil.lun)),
+            'a' => push(out, or_undef(&facts.host_port.adapter)),
+            'G' => push(out, "--"),
+            '0' => push(out, "0"),
+            'P' => push(out, facts.host_port.transport.protocol()),
+            'I' => push(out, "ok"),
+            'L' => push(out, lun_hex(device.hcil.lun)),
             _ => return false,
         };
         true
@@ -388,7 +403,7 @@ impl<'a> Printer<'a> {
 
     fn group_field(&self, out: &mut String, map: &MapState, index: usize, w: char) -> bool {
         let _ = match w {
-            's' => write!(out, "{}", map.policy.selector),
+            's' => push(out, &map.policy.selector),
             'p' => write!(out, "{}", self.group_prio(&map.layout[index])),
             't' => write!(
                 out,
@@ -399,7 +414,7 @@ impl<'a> Printer<'a> {
                     "enabled"
                 }
             ),
-            'M' => write!(out, "normal"),
+            'M' => push(out, "normal"),
             _ => return false,
         };
         true
@@ -409,7 +424,7 @@ impl<'a> Printer<'a> {
     fn group_prio(&self, group: &[DeviceId]) -> i32 {
         let (sum, n) = group
             .iter()
-            .filter_map(|id| self.paths.get(id))
+            .filter_map(|id| self.paths.get(id.0).and_then(Option::as_ref))
             .filter(|p| p.checker.usable())
             .fold((0, 0), |(sum, n), p| (sum + p.prio, n + 1));
         if n == 0 { 0 } else { sum / n }
@@ -518,7 +533,9 @@ impl<'a> Printer<'a> {
         let map = self.map(index);
         out.push('{');
         for (key, w, quoted) in JSON_MAP {
-            let _ = write!(out, "\n      \"{key}\" : ");
+            out.push_str("\n      \"");
+            out.push_str(key);
+            out.push_str("\" : ");
             self.json_value(out, *quoted, |o| self.map_field(o, index, *w));
             out.push(',');
         }
@@ -526,7 +543,9 @@ impl<'a> Printer<'a> {
         for (g, group) in map.layout.iter().enumerate() {
             out.push('{');
             for (key, w, quoted) in JSON_GROUP {
-                let _ = write!(out, "\n         \"{key}\" : ");
+                out.push_str("\n         \"");
+                out.push_str(key);
+                out.push_str("\" : ");
                 self.json_value(out, *quoted, |o| self.group_field(o, map, g, *w));
                 out.push(',');
             }
@@ -538,7 +557,9 @@ impl<'a> Printer<'a> {
             for (p, id) in group.iter().enumerate() {
                 out.push('{');
                 for (n, (key, w, quoted)) in JSON_PATH.iter().enumerate() {
-                    let _ = write!(out, "\n            \"{key}\" : ");
+                    out.push_str("\n            \"");
+                    out.push_str(key);
+                    out.push_str("\" : ");
                     self.json_value(out, *quoted, |o| self.path_field(o, *id, *w));
                     if n + 1 < JSON_PATH.len() {
                         out.push(',');
@@ -598,7 +619,12 @@ impl<'a> Printer<'a> {
         let order = [Checker::Down, Checker::Up, Checker::Ghost, Checker::Pending];
         let mut out = String::from("path checker states:\n");
         for state in order {
-            let n = self.paths.values().filter(|p| p.checker == state).count();
+            let n = self
+                .paths
+                .iter()
+                .flatten()
+                .filter(|p| p.checker == state)
+                .count();
             if n > 0 {
                 let _ = writeln!(out, "{:<20}{n}", state.status_name());
             }
