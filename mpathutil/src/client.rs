@@ -258,9 +258,12 @@ pub fn encode_request(command: &str) -> Vec<u8> {
 
 /// Decodes a reply body: drops the trailing NUL, reads UTF-8 leniently (vendor strings
 /// are ASCII in practice, but a stray byte must not cost us the whole reply).
-pub fn decode_reply(body: &[u8]) -> String {
-    let body = body.strip_suffix(&[0]).unwrap_or(body);
-    String::from_utf8_lossy(body).into_owned()
+pub fn decode_reply(mut body: Vec<u8>) -> String {
+    if body.last() == Some(&0) {
+        body.pop();
+    }
+    // Valid text (the rule) is taken as it is; only a damaged reply is copied to repair it.
+    String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn exchange(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result<String, Error> {
@@ -297,7 +300,7 @@ fn exchange(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result
     }
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body).map_err(io_error)?;
-    Ok(decode_reply(&body))
+    Ok(decode_reply(body))
 }
 
 /// Folds multipathd's ways of saying "no" into typed errors; `Ok` for a success.
@@ -354,9 +357,9 @@ mod tests {
 
     #[test]
     fn reply_decoding_drops_the_nul_and_survives_bad_utf8() {
-        assert_eq!(decode_reply(b"ok\n\0"), "ok\n");
-        assert_eq!(decode_reply(b"ok\n"), "ok\n");
-        assert_eq!(decode_reply(b"a\xffb\0"), "a\u{fffd}b");
+        assert_eq!(decode_reply(b"ok\n\0".to_vec()), "ok\n");
+        assert_eq!(decode_reply(b"ok\n".to_vec()), "ok\n");
+        assert_eq!(decode_reply(b"a\xffb\0".to_vec()), "a\u{fffd}b");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::daemon::{Checker, Daemon, MapState};
 use crate::fabric::{DeviceId, Fabric, Failback, NoPathRetry, PathFacts, Transport};
-use std::collections::HashMap;
+use mpathutil::model::Hcil;
 use std::fmt::Write;
 
 const MAX_FIELD_WIDTH: usize = 255;
@@ -103,25 +103,38 @@ fn segments(format: &str) -> (Vec<(&str, char)>, &str) {
     (parts, rest)
 }
 
+/// Column widths by wildcard (wildcards are ASCII letters and digits).
+type Widths = [usize; 128];
+
 /// Prints one line of `format`, padding each wildcard to `widths`. `field` writes a
 /// wildcard's value and says whether the wildcard exists.
 fn line(
     out: &mut String,
     format: &str,
-    widths: Option<&HashMap<char, usize>>,
-    mut field: impl FnMut(&mut String, char) -> bool,
+    widths: Option<&Widths>,
+    field: impl FnMut(&mut String, char) -> bool,
 ) {
     let (parts, tail) = segments(format);
-    for (literal, w) in parts {
+    line_of(out, &parts, tail, widths, field);
+}
+
+/// [`line`] with the format already split (the topology prints thousands of path lines).
+fn line_of(
+    out: &mut String,
+    parts: &[(&str, char)],
+    tail: &str,
+    widths: Option<&Widths>,
+    mut field: impl FnMut(&mut String, char) -> bool,
+) {
+    for &(literal, w) in parts {
         out.push_str(literal);
         let start = out.len();
         if !field(out, w) {
             continue;
         }
-        if let Some(width) = widths.and_then(|ws| ws.get(&w)) {
-            for _ in out.len() - start..*width {
-                out.push(' ');
-            }
+        let width = widths.and_then(|ws| ws.get(w as usize)).copied().unwrap_or(0);
+        for _ in out.len() - start..width {
+            out.push(' ');
         }
     }
     out.push_str(tail);
@@ -136,23 +149,23 @@ fn widths<T>(
     with_titles: bool,
     items: &[T],
     mut field: impl FnMut(&mut String, &T, char) -> bool,
-) -> HashMap<char, usize> {
+) -> Widths {
     let used: Vec<char> = segments(format).0.iter().map(|(_, w)| *w).collect();
     let mut scratch = String::new();
-    table
-        .iter()
-        .filter(|(w, _)| used.contains(w))
-        .map(|(w, title)| {
-            let mut width = if with_titles { title.len() } else { 0 };
-            for item in items {
-                scratch.clear();
-                if field(&mut scratch, item, *w) {
-                    width = width.max(scratch.len().min(MAX_FIELD_WIDTH));
-                }
+    let mut widths = [0; 128];
+    for (w, title) in table.iter().filter(|(w, _)| used.contains(w)) {
+        let mut width = if with_titles { title.len() } else { 0 };
+        for item in items {
+            scratch.clear();
+            if field(&mut scratch, item, *w) {
+                width = width.max(scratch.len().min(MAX_FIELD_WIDTH));
             }
-            (*w, width)
-        })
-        .collect()
+        }
+        if let Some(slot) = widths.get_mut(*w as usize) {
+            *slot = width;
+        }
+    }
+    widths
 }
 
 fn title(out: &mut String, table: &[(char, &str)], w: char) -> bool {
@@ -181,18 +194,30 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// `%L`: the LUN as the kernel's `int_to_scsilun` lays it out.
-fn lun_hex(lun: u64) -> String {
-    let hex = ((lun & 0xffff) << 48)
+/// `%L`: the LUN as the kernel's `int_to_scsilun` lays it out (printed as `0x%016x`).
+fn scsilun(lun: u64) -> u64 {
+    ((lun & 0xffff) << 48)
         | ((lun & 0xffff_0000) << 16)
         | ((lun & 0xffff_0000_0000) >> 16)
-        | ((lun & 0xffff_0000_0000_0000) >> 48);
-    format!("0x{hex:016x}")
+        | ((lun & 0xffff_0000_0000_0000) >> 48)
 }
 
-/// Appends a number or another displayable value.
-fn number(out: &mut String, value: impl std::fmt::Display) -> std::fmt::Result {
-    write!(out, "{value}")
+/// Appends a number (itoa: `fmt` costs several times more, and the printers write tens of
+/// thousands of numbers per request at scale).
+fn number(out: &mut String, value: impl itoa::Integer) -> std::fmt::Result {
+    out.push_str(itoa::Buffer::new().format(value));
+    Ok(())
+}
+
+/// Appends `h:c:t:l`.
+fn hcil(out: &mut String, hcil: Hcil) -> std::fmt::Result {
+    let _ = number(out, hcil.host);
+    out.push(':');
+    let _ = number(out, hcil.channel);
+    out.push(':');
+    let _ = number(out, hcil.target);
+    out.push(':');
+    number(out, hcil.lun)
 }
 
 /// Appends a string; the printers' common case, without `fmt`'s machinery.
@@ -291,7 +316,10 @@ impl<'a> Printer<'a> {
         let _ = match w {
             'n' => push(out, &map.alias),
             'w' => push(out, &map.wwid),
-            'd' => write!(out, "dm-{}", map.minor),
+            'd' => {
+                out.push_str("dm-");
+                number(out, map.minor)
+            }
             'F' => write!(
                 out,
                 "{}",
@@ -342,12 +370,16 @@ impl<'a> Printer<'a> {
         let device = facts.device;
         let in_map = info.map.is_some();
         let fc = facts.host_port.transport == Transport::Fc;
-        let or_undef = |value: &Option<String>| value.clone().unwrap_or_else(|| "[undef]".into());
+        let or_undef = |value: &'a Option<String>| value.as_deref().unwrap_or("[undef]");
         let _ = match w {
             'w' => push(out, &facts.lun.wwid),
-            'i' => number(out, device.hcil),
+            'i' => hcil(out, device.hcil),
             'd' => push(out, &device.name),
-            'D' => write!(out, "{}:{}", device.dev_t.0, device.dev_t.1),
+            'D' => {
+                let _ = number(out, device.dev_t.0);
+                out.push(':');
+                number(out, device.dev_t.1)
+            }
             't' if !in_map => push(out, "undef"),
             't' => push(out, if info.failed { "failed" } else { "active" }),
             'o' if !in_map => push(out, "unknown"),
@@ -395,7 +427,7 @@ impl<'a> Printer<'a> {
             '0' => push(out, "0"),
             'P' => push(out, facts.host_port.transport.protocol()),
             'I' => push(out, "ok"),
-            'L' => push(out, lun_hex(device.hcil.lun)),
+            'L' => write!(out, "0x{:016x}", scsilun(device.hcil.lun)),
             _ => return false,
         };
         true
@@ -493,6 +525,7 @@ impl<'a> Printer<'a> {
         let path_widths = widths(PATH_WILDCARDS, PATH_INDENT, false, ids, |o, id, w| {
             self.path_field(o, *id, w)
         });
+        let (path_parts, path_tail) = segments(PATH_INDENT);
         let mut out = String::with_capacity(512 * self.daemon.maps.len());
         for index in indexes {
             let map = self.map(index);
@@ -520,7 +553,7 @@ impl<'a> Printer<'a> {
                     out.push(' ');
                     out.push(if p + 1 == group.len() { '`' } else { '|' });
                     out.push_str("- ");
-                    line(&mut out, PATH_INDENT, Some(&path_widths), |o, w| {
+                    line_of(&mut out, &path_parts, path_tail, Some(&path_widths), |o, w| {
                         self.path_field(o, *id, w)
                     });
                 }
@@ -715,14 +748,14 @@ mod tests {
 
     #[test]
     fn lun_hex_is_scsilun_order() {
-        assert_eq!(lun_hex(0), "0x0000000000000000");
-        assert_eq!(lun_hex(1), "0x0001000000000000");
+        assert_eq!(format!("0x{:016x}", scsilun(0)), "0x0000000000000000");
+        assert_eq!(format!("0x{:016x}", scsilun(1)), "0x0001000000000000");
     }
 
     #[test]
     fn unknown_wildcards_vanish_and_padding_applies_to_the_last_column() {
-        let mut widths = HashMap::new();
-        widths.insert('a', 4);
+        let mut widths = [0; 128];
+        widths['a' as usize] = 4;
         let mut out = String::new();
         line(&mut out, "x%a|%q|%a", Some(&widths), |o, w| {
             if w == 'a' {
