@@ -88,19 +88,6 @@ pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Skips leading spaces eight at a time: indentation is half of multipathd's JSON.
-pub(crate) fn skip_indent(line: &str) -> &str {
-    let bytes = line.as_bytes();
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        if chunk != b"        " {
-            break;
-        }
-        at += 8;
-    }
-    line.get(at..).unwrap_or("").trim_ascii_start()
-}
-
 /// Removes ANSI escape sequences (`ESC [ … letter`): multipathd bolds map names on a tty.
 pub(crate) fn strip_ansi(line: &str) -> std::borrow::Cow<'_, str> {
     if memchr::memchr(0x1b, line.as_bytes()).is_none() {

@@ -132,7 +132,10 @@ fn line_of(
         if !field(out, w) {
             continue;
         }
-        let width = widths.and_then(|ws| ws.get(w as usize)).copied().unwrap_or(0);
+        let width = widths
+            .and_then(|ws| ws.get(w as usize))
+            .copied()
+            .unwrap_or(0);
         for _ in out.len() - start..width {
             out.push(' ');
         }
@@ -553,9 +556,13 @@ impl<'a> Printer<'a> {
                     out.push(' ');
                     out.push(if p + 1 == group.len() { '`' } else { '|' });
                     out.push_str("- ");
-                    line_of(&mut out, &path_parts, path_tail, Some(&path_widths), |o, w| {
-                        self.path_field(o, *id, w)
-                    });
+                    line_of(
+                        &mut out,
+                        &path_parts,
+                        path_tail,
+                        Some(&path_widths),
+                        |o, w| self.path_field(o, *id, w),
+                    );
                 }
             }
         }
