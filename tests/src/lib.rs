@@ -5,10 +5,13 @@
 //! - [`multipathd_sim`]: multipathd's socket protocol served from a fabric;
 //! - [`scenarios`]: ready-made fabrics: the seed log's array, and large ones for benchmarks;
 //! - [`xapi_sim`]: an xapi pool speaking XenAPI (XML-RPC and JSON-RPC) that runs SMAPIv1
-//!   drivers as xapi's sm_exec does.
+//!   drivers as xapi's sm_exec does;
+//! - [`realstack`]: a qemu VM with the real kernel dm-multipath, multipathd, open-iscsi, tgt
+//!   and LIO, driven from the tests.
 
 pub mod bins;
 pub mod fabric;
 pub mod multipathd_sim;
+pub mod realstack;
 pub mod scenarios;
 pub mod xapi_sim;

@@ -1,0 +1,181 @@
+//! The seed scenario (`seeds/000_*`): a path of a dual-controller array goes away and comes
+//! back, again and again, while I/O runs on the map. Each topology brings its own way of
+//! breaking a path ([`PathFault`]); the walk, the checks at every state and the figures are
+//! the same for all.
+
+use std::time::{Duration, Instant};
+
+use super::error::{Error, Result};
+use super::io::{self, IoLoop, IoStats};
+use super::multipathd::{Map, Snapshot, StockPathCount, wait_for_snapshot};
+use super::timing::report;
+use super::vm::Vm;
+
+/// One way to break a path and repair it.
+pub trait PathFault {
+    /// What it does, e.g. `pull path2`.
+    fn name(&self) -> String;
+    fn inject(&self, vm: &mut Vm) -> Result<()>;
+    fn repair(&self, vm: &mut Vm) -> Result<()>;
+    /// Whether multipathd shows the fault in full: the right path gone, or failed, and the
+    /// other one carrying on.
+    fn shows_fault(&self, snapshot: &Snapshot) -> bool;
+}
+
+/// A state the walk reached, as the stock tool would count it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// e.g. `healthy`, `pull path2 (1)`, `push path2 (1)`.
+    pub state: String,
+    /// `[active, max]` from the real `show topology`, counted the stock way.
+    pub count: [usize; 2],
+    /// From the fault's injection (or repair) until multipathd showed it.
+    pub settled_after: Duration,
+    /// The multipath-level picture, for messages.
+    pub map: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct WalkReport {
+    pub steps: Vec<Step>,
+    /// Checksum of the fixed data area when written, then after every step.
+    pub written_checksum: String,
+    pub checksums: Vec<String>,
+    pub io: IoStats,
+}
+
+impl WalkReport {
+    pub fn counts(&self) -> Vec<[usize; 2]> {
+        self.steps.iter().map(|s| s.count).collect()
+    }
+}
+
+/// Called at every state with the settled snapshot: the place for extra comparisons (e.g. the
+/// code under test against the real daemon).
+pub type Observer<'a> = dyn FnMut(&mut Vm, &str, &Snapshot) -> Result<()> + 'a;
+
+/// Time allowed for multipathd to show a fault or its repair: an iSCSI portal cut takes
+/// about 10 s (nop-out + replacement_timeout); the rest well under one.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// I/O loops that must complete in each state.
+const LOOPS_PER_STATE: u64 = 10;
+
+/// Walks `faults` (each `times` times: inject, check, repair, check) with a background I/O
+/// loop on `/dev/mapper/<map_name>`. `healthy` says what the guest looks like when all is well.
+pub fn walk(
+    vm: &mut Vm,
+    label: &str,
+    map_name: &str,
+    faults: &[(&dyn PathFault, usize)],
+    healthy: &dyn Fn(&Snapshot) -> bool,
+    observe: &mut Observer<'_>,
+) -> Result<WalkReport> {
+    let device = format!("/dev/mapper/{map_name}");
+    let mut counter = StockPathCount::default();
+    let mut steps = Vec::new();
+
+    let (snapshot, settled_after) = wait_for_snapshot(
+        vm,
+        &format!("{label}: healthy map"),
+        SETTLE_TIMEOUT,
+        healthy,
+    )?;
+    let snapshot = agreeing(vm, snapshot)?;
+    steps.push(step("healthy", &snapshot, &mut counter, settled_after)?);
+    observe(vm, "healthy", &snapshot)?;
+
+    let written_checksum = io::fill(vm, &device)?;
+    let mut checksums = Vec::new();
+    let io_loop = IoLoop::start(vm, &device)?;
+
+    for &(fault, times) in faults {
+        for round in 1..=times {
+            let state = format!("{} ({round})", fault.name());
+            let before = io_loop.stats(vm)?;
+            let started = Instant::now();
+            fault.inject(vm)?;
+            let (snapshot, _) =
+                wait_for_snapshot(vm, &format!("{label}: {state}"), SETTLE_TIMEOUT, |s| {
+                    fault.shows_fault(s)
+                })?;
+            let snapshot = agreeing(vm, snapshot)?;
+            let took = started.elapsed();
+            report(&format!("{label}: {state} until multipathd shows it"), took);
+            steps.push(step(&state, &snapshot, &mut counter, took)?);
+            observe(vm, &state, &snapshot)?;
+            io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
+            checksums.push(io::checksum(vm, &device)?);
+
+            let state = format!("repair {} ({round})", fault.name());
+            let before = io_loop.stats(vm)?;
+            let started = Instant::now();
+            fault.repair(vm)?;
+            let (snapshot, _) =
+                wait_for_snapshot(vm, &format!("{label}: {state}"), SETTLE_TIMEOUT, healthy)?;
+            let snapshot = agreeing(vm, snapshot)?;
+            let took = started.elapsed();
+            report(&format!("{label}: {state} until multipathd shows it"), took);
+            steps.push(step(&state, &snapshot, &mut counter, took)?);
+            observe(vm, &state, &snapshot)?;
+            io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
+            checksums.push(io::checksum(vm, &device)?);
+        }
+    }
+    let io = io_loop.stop(vm)?;
+    checksums.push(io::checksum(vm, &device)?);
+    Ok(WalkReport {
+        steps,
+        written_checksum,
+        checksums,
+        io,
+    })
+}
+
+fn step(
+    state: &str,
+    snapshot: &Snapshot,
+    counter: &mut StockPathCount,
+    took: Duration,
+) -> Result<Step> {
+    let text = match snapshot.topology.as_slice() {
+        [one] => one,
+        maps => {
+            return Err(Error::Protocol(format!(
+                "{state}: {} maps in show topology",
+                maps.len()
+            )));
+        }
+    };
+    let map = snapshot
+        .maps
+        .maps
+        .first()
+        .map(Map::describe)
+        .unwrap_or_default();
+    Ok(Step {
+        state: state.to_string(),
+        count: counter.observe(text),
+        settled_after: took,
+        map,
+    })
+}
+
+/// A snapshot whose JSON and topology views agree. They are two daemon commands, so a state
+/// change (a checker tick) can fall between them: take it again a few times before calling a
+/// difference real.
+pub fn agreeing(vm: &mut Vm, first: Snapshot) -> Result<Snapshot> {
+    let mut snapshot = first;
+    for _ in 0..5 {
+        match snapshot.views_agree() {
+            Ok(()) => return Ok(snapshot),
+            Err(_) => snapshot = Snapshot::take(vm)?,
+        }
+    }
+    snapshot.views_agree().map_err(|why| {
+        Error::Protocol(format!(
+            "show maps json and show topology disagree: {why}\n{}\n{}",
+            snapshot.topology_text, snapshot.maps_json_text
+        ))
+    })?;
+    Ok(snapshot)
+}
