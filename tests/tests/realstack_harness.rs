@@ -95,10 +95,13 @@ fn realstack_harness_commands_share_monitor_and_panic_cleanup() {
     // a panicking test still takes its qemu down
     let pid = vm.pid();
     assert!(realstack::is_alive(pid));
+    let default_hook = panic::take_hook();
+    panic::set_hook(Box::new(|info| eprintln!("(expected) {info}")));
     let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
         let _vm = vm;
         panic!("deliberate panic: the VM must not survive it");
     }));
+    panic::set_hook(default_hook);
     assert!(outcome.is_err());
     assert!(!realstack::is_alive(pid), "qemu {pid} survived a panic");
 }

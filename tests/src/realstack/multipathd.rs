@@ -143,8 +143,10 @@ pub fn parse_topology(text: &str) -> Result<Vec<TextMap>> {
                 .last_mut()
                 .and_then(|m| m.groups.last_mut())
                 .ok_or_else(|| bad(line))?;
+            // hcil dev dev_t dm_st chk_st dev_st, where chk_st may be two words
+            // ("i/o pending", "i/o timeout")
             let f: Vec<&str> = body.split_whitespace().collect();
-            if f.len() != 6 {
+            if f.len() < 6 {
                 return Err(bad(line));
             }
             group.paths.push(TextPath {
@@ -152,8 +154,8 @@ pub fn parse_topology(text: &str) -> Result<Vec<TextMap>> {
                 dev: f[1].into(),
                 dev_t: f[2].into(),
                 dm_st: f[3].into(),
-                chk_st: f[4].into(),
-                dev_st: f[5].into(),
+                chk_st: f[4..f.len() - 1].join(" "),
+                dev_st: f[f.len() - 1].into(),
             });
         } else {
             maps.push(parse_header(line).ok_or_else(|| bad(line))?);
@@ -480,6 +482,20 @@ size=128M features='0' hwhandler='0' wp=rw
         assert_eq!(maps[0].action, None);
         assert_eq!(maps[0].sysfs, "dm-3");
         assert!(maps[0].groups.is_empty());
+    }
+
+    #[test]
+    fn a_checker_state_may_be_two_words() {
+        let text = TWO_GROUPS.replace(
+            "sdb 8:16 active ready running",
+            "sdb 8:16 active i/o pending running",
+        );
+        let maps = parse_topology(&text).expect("parse");
+        let path = &maps[0].groups[1].paths[0];
+        assert_eq!(
+            (path.chk_st.as_str(), path.dev_st.as_str()),
+            ("i/o pending", "running")
+        );
     }
 
     #[test]

@@ -248,7 +248,7 @@ impl Drop for Vm {
     fn drop(&mut self) {
         if thread::panicking() {
             eprintln!(
-                "realstack: test failed with VM pid {} ({:?}); guest console, last lines:\n{}",
+                "realstack: panicking with VM pid {} ({:?}) up; killing it. Guest console, last lines:\n{}",
                 self.pid(),
                 self.topology,
                 self.console_tail(40)
