@@ -41,7 +41,10 @@ fn realstack_iscsi_portal_cut_and_restore() {
         },
     )
     .expect("seed scenario on topology B");
-    report("B: seed scenario (4 portal cuts and restores, I/O running)", started.elapsed());
+    report(
+        "B: seed scenario (4 portal cuts and restores, I/O running)",
+        started.elapsed(),
+    );
     for step in &walked.steps {
         eprintln!("B: {:<26} {:?}  {}", step.state, step.count, step.map);
     }
@@ -50,23 +53,41 @@ fn realstack_iscsi_portal_cut_and_restore() {
     let expected: Vec<[usize; 2]> = std::iter::once([2, 2])
         .chain(std::iter::repeat_n([[1, 2], [2, 2]], 4).flatten())
         .collect();
-    assert_eq!(walked.counts(), expected, "[active, max] through the scenario");
+    assert_eq!(
+        walked.counts(),
+        expected,
+        "[active, max] through the scenario"
+    );
     for (state, disks, sessions) in &cut_seen {
         assert_eq!(*disks, 2, "{state}: the cut portal's disk must stay");
         assert!(
-            sessions.contains("TRANSPORT WAIT") || sessions.contains("FREE") || sessions.contains("FAILED"),
+            sessions.contains("TRANSPORT WAIT")
+                || sessions.contains("FREE")
+                || sessions.contains("FAILED"),
             "{state}: a session should be down:\n{sessions}"
         );
     }
-    assert_eq!(walked.io.failures(), 0, "I/O errors: {:?}", walked.io.errors);
-    assert!(walked.io.loops >= 90, "too little I/O to prove anything: {:?}", walked.io);
+    assert_eq!(
+        walked.io.failures(),
+        0,
+        "I/O errors: {:?}",
+        walked.io.errors
+    );
+    assert!(
+        walked.io.loops >= 90,
+        "too little I/O to prove anything: {:?}",
+        walked.io
+    );
     for (i, sum) in walked.checksums.iter().enumerate() {
         assert_eq!(sum, &walked.written_checksum, "data changed by step {i}");
     }
     // both portals are in use again
     let snapshot = realstack::Snapshot::take(&mut vm).expect("snapshot");
     for portal in [1, 2] {
-        assert!(snapshot.disk_on(&tgt_portal_port(portal)).is_some(), "portal {portal}");
+        assert!(
+            snapshot.disk_on(&tgt_portal_port(portal)).is_some(),
+            "portal {portal}"
+        );
     }
     let pid = vm.pid();
     report("VM stop", vm.stop().expect("stop"));

@@ -210,13 +210,15 @@ impl PathFault for AluaFailover {
     fn name(&self) -> String {
         "ALUA failover to B".into()
     }
+    // The new controller goes active first, as an array hands over: at no moment is there
+    // no active/optimized path.
     fn inject(&self, vm: &mut Vm) -> Result<()> {
-        vm.set_alua(Controller::A, AluaState::Standby)?;
-        vm.set_alua(Controller::B, AluaState::ActiveOptimized)
+        vm.set_alua(Controller::B, AluaState::ActiveOptimized)?;
+        vm.set_alua(Controller::A, AluaState::Standby)
     }
     fn repair(&self, vm: &mut Vm) -> Result<()> {
-        vm.set_alua(Controller::B, AluaState::Standby)?;
-        vm.set_alua(Controller::A, AluaState::ActiveOptimized)
+        vm.set_alua(Controller::A, AluaState::ActiveOptimized)?;
+        vm.set_alua(Controller::B, AluaState::Standby)
     }
     fn shows_fault(&self, snapshot: &Snapshot) -> bool {
         path_on(snapshot, Controller::A.port(), "active", &["ghost"])

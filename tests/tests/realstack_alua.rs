@@ -1,0 +1,138 @@
+//! Topology C on the real stack: an ALUA array (the kernel's LIO target) with controller A
+//! active/optimized and controller B standby; a failover swaps them and fails back.
+
+use std::time::Instant;
+
+use sm_testkit::realstack::{
+    self, AluaFailover, Controller, Map, Snapshot, Topology, a_active_b_standby, report, walk,
+};
+
+/// The path group multipathd has active, and its paths' devices.
+fn active_group_devs(map: &Map) -> Vec<String> {
+    map.path_groups
+        .iter()
+        .filter(|g| g.dm_st == "active")
+        .flat_map(|g| g.paths.iter().map(|p| p.dev.clone()))
+        .collect()
+}
+
+fn dev_on(snapshot: &Snapshot, controller: Controller) -> String {
+    snapshot
+        .disk_on(controller.port())
+        .map(|d| d.dev.clone())
+        .unwrap_or_default()
+}
+
+/// Controller failover and failback, twice, with I/O running: the standby path shows as ghost
+/// in the lower-priority group, I/O moves to the other controller, nothing is lost.
+#[test]
+fn realstack_alua_failover_and_failback() {
+    let Some(stack) = realstack::prepare().expect("real stack") else {
+        return;
+    };
+    let mut vm = stack.boot(Topology::LioAlua).expect("boot topology C");
+    let map_name = vm
+        .sh("multipathd show maps raw format '%n'")
+        .expect("map name")
+        .trim()
+        .to_string();
+
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    let walked = walk(
+        &mut vm,
+        "C",
+        &map_name,
+        &[(&AluaFailover, 2)],
+        &a_active_b_standby,
+        &mut |vm, state, snapshot| {
+            let map = snapshot.single_map().expect("one map").clone();
+            let access = vm.sh("for d in /sys/class/scsi_device/*/device; do \
+                 echo \"$(ls $d/block) $(cat $d/dh_state) $(cat $d/access_state)\"; done")?;
+            seen.push((
+                state.to_string(),
+                map,
+                dev_on(snapshot, Controller::A),
+                dev_on(snapshot, Controller::B),
+                access,
+            ));
+            Ok(())
+        },
+    )
+    .expect("ALUA failover on topology C");
+    report(
+        "C: 2 ALUA failovers and failbacks, I/O running",
+        started.elapsed(),
+    );
+    for step in &walked.steps {
+        eprintln!("C: {:<30} {:?}  {}", step.state, step.count, step.map);
+    }
+    eprintln!("C: I/O {:?}", walked.io);
+
+    for (state, map, a, b, access) in &seen {
+        eprintln!("C: {state}: access states\n{access}");
+        assert_eq!(map.hwhandler, "1 alua", "{state}");
+        assert!(
+            map.features.contains("queue_if_no_path"),
+            "{state}: {}",
+            map.features
+        );
+        assert_eq!(
+            map.path_groups.len(),
+            2,
+            "{state}: one group per ALUA state"
+        );
+        let (active, standby) = if state.starts_with("ALUA failover") {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        assert_eq!(
+            active_group_devs(map),
+            vec![active.clone()],
+            "{state}: I/O on the optimized path"
+        );
+        let ghost = map.path(standby).expect("standby path listed");
+        assert_eq!(
+            (ghost.dm_st.as_str(), ghost.chk_st.as_str()),
+            ("active", "ghost"),
+            "{state}"
+        );
+        let optimized = map.path(active).expect("active path listed");
+        assert!(
+            optimized.pri > ghost.pri,
+            "{state}: alua priorities {optimized:?} vs {ghost:?}"
+        );
+        assert!(
+            access.contains(&format!("{active} alua active/optimized")),
+            "{state}:\n{access}"
+        );
+        assert!(
+            access.contains(&format!("{standby} alua standby")),
+            "{state}:\n{access}"
+        );
+    }
+    // the stock count takes a ghost for an up path: a standby controller is not a fault
+    assert!(
+        walked.counts().iter().all(|c| *c == [2, 2]),
+        "{:?}",
+        walked.counts()
+    );
+    assert_eq!(
+        walked.io.failures(),
+        0,
+        "I/O errors: {:?}",
+        walked.io.errors
+    );
+    assert!(
+        walked.io.loops >= 40,
+        "too little I/O to prove anything: {:?}",
+        walked.io
+    );
+    for (i, sum) in walked.checksums.iter().enumerate() {
+        assert_eq!(sum, &walked.written_checksum, "data changed by step {i}");
+    }
+    let pid = vm.pid();
+    report("VM stop", vm.stop().expect("stop"));
+    assert!(!realstack::is_alive(pid));
+}
