@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use sm_testkit::realstack::{
-    self, AluaFailover, Controller, Map, Snapshot, Topology, a_active_b_standby, report, walk,
+    self, AluaFailover, Controller, Map, MpathutilCheck, Snapshot, Topology, a_active_b_standby,
+    report, walk,
 };
 
 /// The path group multipathd has active, and its paths' devices.
@@ -37,6 +38,8 @@ fn realstack_alua_failover_and_failback() {
         .trim()
         .to_string();
 
+    let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
+    let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
     let mut seen = Vec::new();
     let started = Instant::now();
     let walked = walk(
@@ -46,6 +49,7 @@ fn realstack_alua_failover_and_failback() {
         &[(&AluaFailover, 2)],
         &a_active_b_standby,
         &mut |vm, state, snapshot| {
+            check.check(vm, state)?;
             let map = snapshot.single_map().expect("one map").clone();
             let access = vm.sh("for d in /sys/class/scsi_device/*/device; do \
                  echo \"$(ls $d/block) $(cat $d/dh_state) $(cat $d/access_state)\"; done")?;

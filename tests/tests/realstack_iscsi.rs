@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use sm_testkit::realstack::{
-    self, CutPortal, Topology, Vm, both_paths_ready, report, tgt_portal_port, walk,
+    self, CutPortal, MpathutilCheck, Topology, Vm, both_paths_ready, report, tgt_portal_port, walk,
 };
 
 /// The seed scenario on iSCSI: cut portal 2 and restore it, twice; then portal 1, twice; with
@@ -22,6 +22,8 @@ fn realstack_iscsi_portal_cut_and_restore() {
         .trim()
         .to_string();
     eprintln!("B: map {map_name}");
+    let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
+    let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
 
     let mut cut_seen = Vec::new();
     let started = Instant::now();
@@ -32,6 +34,7 @@ fn realstack_iscsi_portal_cut_and_restore() {
         &[(&CutPortal { portal: 2 }, 2), (&CutPortal { portal: 1 }, 2)],
         &both_paths_ready,
         &mut |vm: &mut Vm, state: &str, snapshot| {
+            check.check(vm, state)?;
             // while a portal is cut its session is down, but its disk stays: a failed path
             if state.starts_with("cut") {
                 let sessions = vm.sh("iscsiadm -m session -P 1")?;

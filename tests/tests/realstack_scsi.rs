@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use sm_testkit::realstack::scenario::agreeing;
 use sm_testkit::realstack::{
-    self, Map, PullScsiPath, SCSI_PATHS, Snapshot, StockPathCount, Topology, Vm, both_paths_ready,
-    report, scsi_lun_wwid, scsi_path_port, wait_for_snapshot, walk,
+    self, Map, MpathutilCheck, PullScsiPath, SCSI_PATHS, Snapshot, StockPathCount, Topology, Vm,
+    both_paths_ready, report, scsi_lun_wwid, scsi_path_port, wait_for_snapshot, walk,
 };
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -19,6 +19,8 @@ fn realstack_scsi_seed_scenario() {
         return;
     };
     let mut vm = stack.boot(Topology::ScsiTwoHbas).expect("boot topology A");
+    let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
+    let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
     let [path1, path2] = SCSI_PATHS;
     let pull2 = PullScsiPath {
         path: path2,
@@ -35,9 +37,10 @@ fn realstack_scsi_seed_scenario() {
         &scsi_lun_wwid(),
         &[(&pull2, 2), (&pull1, 2)],
         &both_paths_ready,
-        &mut |_, _, _| Ok(()),
+        &mut |vm, state, _| check.check(vm, state),
     )
     .expect("seed scenario on topology A");
+    assert_eq!(check.states, 9, "mpathutil checked in every state");
     report(
         "A: seed scenario (4 pulls, 4 pushes, I/O running)",
         started.elapsed(),
@@ -83,12 +86,14 @@ fn realstack_scsi_path_states() {
         return;
     };
     let mut vm = stack.boot(Topology::ScsiTwoHbas).expect("boot topology A");
+    let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
+    let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
     let [path1, path2] = SCSI_PATHS;
     let wwid = scsi_lun_wwid();
     let device = format!("/dev/mapper/{wwid}");
     let mut count = StockPathCount::default();
 
-    let s = settle(&mut vm, "healthy", both_paths_ready);
+    let s = settle(&mut vm, &mut check, "healthy", both_paths_ready);
     let map = s.single_map().expect("one map");
     assert_eq!(map.name, wwid);
     assert_eq!(
@@ -107,17 +112,17 @@ fn realstack_scsi_path_states() {
 
     // one path deleted (its HBA's disk hot-unplugged) and back
     vm.pull_scsi_path(path2).expect("pull path2");
-    let s = settle(&mut vm, "path2 deleted", |s| {
+    let s = settle(&mut vm, &mut check, "path2 deleted", |s| {
         s.disk_on(&scsi_path_port(path2)).is_none()
             && one_map(s, |m| m.listed() == 1 && m.usable() == 1)
     });
     assert_eq!(count.observe(&s.topology[0]), [1, 2]);
     assert_eq!(s.single_map().map(|m| m.paths), Some(1));
     vm.push_scsi_path(path2).expect("push path2");
-    settle(&mut vm, "path2 back", both_paths_ready);
+    settle(&mut vm, &mut check, "path2 back", both_paths_ready);
 
     // a path failed by multipathd (device-mapper level only), then reinstated
-    let s = settle(&mut vm, "healthy", both_paths_ready);
+    let s = settle(&mut vm, &mut check, "healthy", both_paths_ready);
     let dev1 = s
         .disk_on(&scsi_path_port(path1))
         .expect("path1 disk")
@@ -125,7 +130,7 @@ fn realstack_scsi_path_states() {
         .clone();
     vm.multipathd_path("fail", &dev1)
         .expect("multipathd fail path");
-    let s = settle(&mut vm, "path1 failed by multipathd", |s| {
+    let s = settle(&mut vm, &mut check, "path1 failed by multipathd", |s| {
         one_map(s, |m| {
             m.path(&dev1).is_some_and(|p| p.dm_st == "failed") && m.usable() == 1
         })
@@ -145,11 +150,11 @@ fn realstack_scsi_path_states() {
     assert_eq!(count.observe(&s.topology[0]), expected);
     vm.multipathd_path("reinstate", &dev1)
         .expect("multipathd reinstate path");
-    settle(&mut vm, "path1 reinstated", both_paths_ready);
+    settle(&mut vm, &mut check, "path1 reinstated", both_paths_ready);
 
     // a disk offline: the path fails, the disk stays
     vm.set_disk_state(&dev1, "offline").expect("offline");
-    let s = settle(&mut vm, "path1 offline", |s| {
+    let s = settle(&mut vm, &mut check, "path1 offline", |s| {
         one_map(s, |m| {
             m.path(&dev1).is_some_and(|p| {
                 p.dm_st == "failed" && p.chk_st == "faulty" && p.dev_st == "offline"
@@ -158,7 +163,7 @@ fn realstack_scsi_path_states() {
     });
     assert_eq!(count.observe(&s.topology[0]), [1, 2]);
     vm.set_disk_state(&dev1, "running").expect("running");
-    settle(&mut vm, "path1 running again", both_paths_ready);
+    settle(&mut vm, &mut check, "path1 running again", both_paths_ready);
 
     // all paths gone while the LUN is in use (a holder keeps the map open, as tapdisk does on
     // a XenServer host): the map stays, empty, until the paths return
@@ -168,14 +173,14 @@ fn realstack_scsi_path_states() {
     .expect("hold the map open");
     vm.pull_scsi_path(path1).expect("pull path1");
     vm.pull_scsi_path(path2).expect("pull path2");
-    let s = settle(&mut vm, "all paths gone, map in use", |s| {
+    let s = settle(&mut vm, &mut check, "all paths gone, map in use", |s| {
         s.disks.is_empty() && one_map(s, |m| m.listed() == 0 && m.paths == 0)
     });
     assert!(s.single_map().is_some_and(|m| m.path_groups.is_empty()));
     assert_eq!(count.observe(&s.topology[0]), [0, 2]);
     vm.push_scsi_path(path1).expect("push path1");
     vm.push_scsi_path(path2).expect("push path2");
-    settle(&mut vm, "both paths back", both_paths_ready);
+    settle(&mut vm, &mut check, "both paths back", both_paths_ready);
     let after = realstack::checksum(&mut vm, &device).expect("read the data area");
     assert_eq!(after, written, "data survived the outage");
 
@@ -184,12 +189,17 @@ fn realstack_scsi_path_states() {
     vm.sh("pkill -f 'sleep 100000'").expect("release the map");
     vm.pull_scsi_path(path1).expect("pull path1");
     vm.pull_scsi_path(path2).expect("pull path2");
-    settle(&mut vm, "all paths gone, map unused", |s| {
+    settle(&mut vm, &mut check, "all paths gone, map unused", |s| {
         s.disks.is_empty() && s.maps.maps.is_empty()
     });
     vm.push_scsi_path(path2).expect("push path2");
     vm.push_scsi_path(path1).expect("push path1");
-    settle(&mut vm, "both paths back, map rebuilt", both_paths_ready);
+    settle(
+        &mut vm,
+        &mut check,
+        "both paths back, map rebuilt",
+        both_paths_ready,
+    );
     let after = realstack::checksum(&mut vm, &device).expect("read the data area");
     assert_eq!(after, written, "data survived the map's removal");
     stop(vm);
@@ -201,12 +211,20 @@ fn one_map(s: &Snapshot, check: impl Fn(&Map) -> bool) -> bool {
 
 /// Waits for a state, checks that multipathd's JSON and topology views agree on it, and
 /// reports how long it took to appear.
-fn settle(vm: &mut Vm, state: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+fn settle(
+    vm: &mut Vm,
+    check: &mut MpathutilCheck,
+    state: &str,
+    done: impl Fn(&Snapshot) -> bool,
+) -> Snapshot {
     let (snapshot, took) =
         wait_for_snapshot(vm, &format!("A: {state}"), SETTLE, done).expect("state reached");
     report(&format!("A: {state} until multipathd shows it"), took);
     let snapshot = agreeing(vm, snapshot).expect("multipathd's views agree");
     eprintln!("A: {state}:\n{}", snapshot.topology_text.trim_end());
+    check
+        .check(vm, state)
+        .expect("mpathutil agrees with multipathd");
     snapshot
 }
 

@@ -32,6 +32,7 @@ mod faults;
 mod image;
 mod io;
 mod jsonl;
+mod mpathutil_check;
 pub mod multipathd;
 mod poll;
 mod process;
@@ -52,6 +53,7 @@ pub use faults::{
 };
 pub use image::Image;
 pub use io::{IoLoop, IoStats, checksum, fill};
+pub use mpathutil_check::MpathutilCheck;
 pub use multipathd::{Map, Snapshot, StockPathCount, wait_for_map, wait_for_snapshot};
 pub use poll::{Probe, wait_for};
 pub use process::is_alive;

@@ -251,6 +251,9 @@ pub fn parse_disks(text: &str) -> Vec<Disk> {
 /// as close in time as the daemon allows).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// `show topology` as the multipathd CLI printed it.
+    pub topology_raw: String,
+    /// The same, with the daemon's `ok` for "no maps" read as no text.
     pub topology_text: String,
     pub maps_json_text: String,
     pub maps: MapsJson,
@@ -283,6 +286,7 @@ impl Snapshot {
             topology
         };
         Ok(Snapshot {
+            topology_raw: topology.to_string(),
             topology: parse_topology(topology_text)?,
             topology_text: topology_text.to_string(),
             maps_json_text: json.to_string(),
