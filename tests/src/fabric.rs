@@ -298,6 +298,13 @@ impl Fabric {
         HostPortId(n)
     }
 
+    /// Sets what multipathd prints as the port's host adapter (`%a`, `host_adapter`): the
+    /// HBA's PCI address, or for iSCSI the session's local address.
+    pub fn set_adapter(&mut self, port: HostPortId, adapter: Option<String>) {
+        self.host_ports[port.0].adapter = adapter;
+        self.touch();
+    }
+
     pub fn add_array(&mut self, spec: ArraySpec) -> ArrayId {
         let present = vec![true; spec.controllers.len()];
         let alua = spec.tpgs.iter().copied().collect();

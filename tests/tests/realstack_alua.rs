@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use sm_testkit::realstack::{
-    self, AluaFailover, Controller, Map, MpathutilCheck, Snapshot, Topology, a_active_b_standby,
-    report, walk,
+    self, AluaFailover, CheckFn, Controller, Map, MpathutilCheck, SimMirror, Snapshot, Topology,
+    Vm, a_active_b_standby, report, walk,
 };
 
 /// The path group multipathd has active, and its paths' devices.
@@ -40,6 +40,7 @@ fn realstack_alua_failover_and_failback() {
 
     let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
     let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
+    let mut mirror = SimMirror::for_topology(Topology::LioAlua).expect("simulator");
     let mut seen = Vec::new();
     let started = Instant::now();
     let walked = walk(
@@ -48,20 +49,23 @@ fn realstack_alua_failover_and_failback() {
         &map_name,
         &[(&AluaFailover, 2)],
         &a_active_b_standby,
-        &mut |vm, state, snapshot| {
-            check.check(vm, state)?;
-            let map = snapshot.single_map().expect("one map").clone();
-            let access = vm.sh("for d in /sys/class/scsi_device/*/device; do \
+        &mut [
+            &mut check,
+            &mut mirror,
+            &mut CheckFn(|vm: &mut Vm, state: &str, snapshot: &Snapshot| {
+                let map = snapshot.single_map().expect("one map").clone();
+                let access = vm.sh("for d in /sys/class/scsi_device/*/device; do \
                  echo \"$(ls $d/block) $(cat $d/dh_state) $(cat $d/access_state)\"; done")?;
-            seen.push((
-                state.to_string(),
-                map,
-                dev_on(snapshot, Controller::A),
-                dev_on(snapshot, Controller::B),
-                access,
-            ));
-            Ok(())
-        },
+                seen.push((
+                    state.to_string(),
+                    map,
+                    dev_on(snapshot, Controller::A),
+                    dev_on(snapshot, Controller::B),
+                    access,
+                ));
+                Ok(())
+            }),
+        ],
     )
     .expect("ALUA failover on topology C");
     report(

@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use sm_testkit::realstack::{
-    self, CutPortal, MpathutilCheck, Topology, Vm, both_paths_ready, report, tgt_portal_port, walk,
+    self, CheckFn, CutPortal, MpathutilCheck, SimMirror, Snapshot, Topology, Vm, both_paths_ready,
+    report, tgt_portal_port, walk,
 };
 
 /// The seed scenario on iSCSI: cut portal 2 and restore it, twice; then portal 1, twice; with
@@ -24,6 +25,7 @@ fn realstack_iscsi_portal_cut_and_restore() {
     eprintln!("B: map {map_name}");
     let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
     let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
+    let mut mirror = SimMirror::for_topology(Topology::IscsiTgt).expect("simulator");
 
     let mut cut_seen = Vec::new();
     let started = Instant::now();
@@ -33,15 +35,18 @@ fn realstack_iscsi_portal_cut_and_restore() {
         &map_name,
         &[(&CutPortal { portal: 2 }, 2), (&CutPortal { portal: 1 }, 2)],
         &both_paths_ready,
-        &mut |vm: &mut Vm, state: &str, snapshot| {
-            check.check(vm, state)?;
-            // while a portal is cut its session is down, but its disk stays: a failed path
-            if state.starts_with("cut") {
-                let sessions = vm.sh("iscsiadm -m session -P 1")?;
-                cut_seen.push((state.to_string(), snapshot.disks.len(), sessions));
-            }
-            Ok(())
-        },
+        &mut [
+            &mut check,
+            &mut mirror,
+            &mut CheckFn(|vm: &mut Vm, state: &str, snapshot: &Snapshot| {
+                // while a portal is cut its session is down, but its disk stays: a failed path
+                if state.starts_with("cut") {
+                    let sessions = vm.sh("iscsiadm -m session -P 1")?;
+                    cut_seen.push((state.to_string(), snapshot.disks.len(), sessions));
+                }
+                Ok(())
+            }),
+        ],
     )
     .expect("seed scenario on topology B");
     report(
@@ -85,7 +90,7 @@ fn realstack_iscsi_portal_cut_and_restore() {
         assert_eq!(sum, &walked.written_checksum, "data changed by step {i}");
     }
     // both portals are in use again
-    let snapshot = realstack::Snapshot::take(&mut vm).expect("snapshot");
+    let snapshot = Snapshot::take(&mut vm).expect("snapshot");
     for portal in [1, 2] {
         assert!(
             snapshot.disk_on(&tgt_portal_port(portal)).is_some(),

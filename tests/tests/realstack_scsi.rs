@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use sm_testkit::realstack::scenario::agreeing;
 use sm_testkit::realstack::{
-    self, Map, MpathutilCheck, PullScsiPath, SCSI_PATHS, Snapshot, StockPathCount, Topology, Vm,
-    both_paths_ready, report, scsi_lun_wwid, scsi_path_port, wait_for_snapshot, walk,
+    self, Map, MpathutilCheck, PullScsiPath, SCSI_PATHS, ScsiPath, SimMirror, Snapshot,
+    StockPathCount, Topology, Vm, both_paths_ready, report, scsi_lun_wwid, scsi_path_port,
+    wait_for_snapshot, walk,
 };
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -21,6 +22,7 @@ fn realstack_scsi_seed_scenario() {
     let mut vm = stack.boot(Topology::ScsiTwoHbas).expect("boot topology A");
     let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
     let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
+    let mut mirror = SimMirror::for_topology(Topology::ScsiTwoHbas).expect("simulator");
     let [path1, path2] = SCSI_PATHS;
     let pull2 = PullScsiPath {
         path: path2,
@@ -37,10 +39,11 @@ fn realstack_scsi_seed_scenario() {
         &scsi_lun_wwid(),
         &[(&pull2, 2), (&pull1, 2)],
         &both_paths_ready,
-        &mut |vm, state, _| check.check(vm, state),
+        &mut [&mut check, &mut mirror],
     )
     .expect("seed scenario on topology A");
     assert_eq!(check.states, 9, "mpathutil checked in every state");
+    assert_eq!(mirror.states, 9, "the simulator compared in every state");
     report(
         "A: seed scenario (4 pulls, 4 pushes, I/O running)",
         started.elapsed(),
@@ -79,21 +82,23 @@ fn realstack_scsi_seed_scenario() {
 
 /// The states a path can be in, one after another in one VM: healthy, one path deleted, a
 /// path failed by multipathd, a disk offline, all paths gone (map in use, and map unused). In
-/// each, multipathd's two views must agree and show exactly that state.
+/// each, multipathd's two views must agree and show exactly that state, `mpathutil` must say
+/// what multipathd says, and the multipathd simulator, given the same changes, must print
+/// what the real daemon prints.
 #[test]
 fn realstack_scsi_path_states() {
     let Some(stack) = realstack::prepare().expect("real stack") else {
         return;
     };
-    let mut vm = stack.boot(Topology::ScsiTwoHbas).expect("boot topology A");
+    let vm = stack.boot(Topology::ScsiTwoHbas).expect("boot topology A");
     let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
-    let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
+    let mut bench = Bench::new(vm, &mpathutil);
     let [path1, path2] = SCSI_PATHS;
     let wwid = scsi_lun_wwid();
     let device = format!("/dev/mapper/{wwid}");
     let mut count = StockPathCount::default();
 
-    let s = settle(&mut vm, &mut check, "healthy", both_paths_ready);
+    let s = bench.settle("healthy", both_paths_ready);
     let map = s.single_map().expect("one map");
     assert_eq!(map.name, wwid);
     assert_eq!(
@@ -108,29 +113,28 @@ fn realstack_scsi_path_states() {
     );
     assert_eq!(map.paths, 2);
     assert_eq!(count.observe(&s.topology[0]), [2, 2]);
-    let written = realstack::fill(&mut vm, &device).expect("write the data area");
+    let written = realstack::fill(&mut bench.vm, &device).expect("write the data area");
 
     // one path deleted (its HBA's disk hot-unplugged) and back
-    vm.pull_scsi_path(path2).expect("pull path2");
-    let s = settle(&mut vm, &mut check, "path2 deleted", |s| {
+    bench.pull(path2);
+    let s = bench.settle("path2 deleted", |s| {
         s.disk_on(&scsi_path_port(path2)).is_none()
             && one_map(s, |m| m.listed() == 1 && m.usable() == 1)
     });
     assert_eq!(count.observe(&s.topology[0]), [1, 2]);
     assert_eq!(s.single_map().map(|m| m.paths), Some(1));
-    vm.push_scsi_path(path2).expect("push path2");
-    settle(&mut vm, &mut check, "path2 back", both_paths_ready);
+    bench.push(path2);
+    bench.settle("path2 back", both_paths_ready);
 
     // a path failed by multipathd (device-mapper level only), then reinstated
-    let s = settle(&mut vm, &mut check, "healthy", both_paths_ready);
+    let s = bench.settle("healthy", both_paths_ready);
     let dev1 = s
         .disk_on(&scsi_path_port(path1))
         .expect("path1 disk")
         .dev
         .clone();
-    vm.multipathd_path("fail", &dev1)
-        .expect("multipathd fail path");
-    let s = settle(&mut vm, &mut check, "path1 failed by multipathd", |s| {
+    bench.multipathd("fail", path1, &dev1);
+    let s = bench.settle("path1 failed by multipathd", |s| {
         one_map(s, |m| {
             m.path(&dev1).is_some_and(|p| p.dm_st == "failed") && m.usable() == 1
         })
@@ -139,22 +143,20 @@ fn realstack_scsi_path_states() {
         .single_map()
         .and_then(|m| m.path(&dev1))
         .expect("path1 listed");
-    eprintln!("A: failed by multipathd: {failed:?}");
     assert_eq!(failed.dev_st, "running");
-    // the stock count looks at the checker state only: a healthy disk counts as up
+    // the stock count looks at the checker state only
     let expected = if failed.chk_st == "ready" {
         [2, 2]
     } else {
         [1, 2]
     };
     assert_eq!(count.observe(&s.topology[0]), expected);
-    vm.multipathd_path("reinstate", &dev1)
-        .expect("multipathd reinstate path");
-    settle(&mut vm, &mut check, "path1 reinstated", both_paths_ready);
+    bench.multipathd("reinstate", path1, &dev1);
+    bench.settle("path1 reinstated", both_paths_ready);
 
     // a disk offline: the path fails, the disk stays
-    vm.set_disk_state(&dev1, "offline").expect("offline");
-    let s = settle(&mut vm, &mut check, "path1 offline", |s| {
+    bench.offline(path1, &dev1, true);
+    let s = bench.settle("path1 offline", |s| {
         one_map(s, |m| {
             m.path(&dev1).is_some_and(|p| {
                 p.dm_st == "failed" && p.chk_st == "faulty" && p.dev_st == "offline"
@@ -162,70 +164,124 @@ fn realstack_scsi_path_states() {
         })
     });
     assert_eq!(count.observe(&s.topology[0]), [1, 2]);
-    vm.set_disk_state(&dev1, "running").expect("running");
-    settle(&mut vm, &mut check, "path1 running again", both_paths_ready);
+    bench.offline(path1, &dev1, false);
+    bench.settle("path1 running again", both_paths_ready);
 
     // all paths gone while the LUN is in use (a holder keeps the map open, as tapdisk does on
     // a XenServer host): the map stays, empty, until the paths return
-    vm.sh(&format!(
-        "setsid -f bash -c 'exec 3<{device}; exec sleep 100000' </dev/null >/dev/null 2>&1"
-    ))
-    .expect("hold the map open");
-    vm.pull_scsi_path(path1).expect("pull path1");
-    vm.pull_scsi_path(path2).expect("pull path2");
-    let s = settle(&mut vm, &mut check, "all paths gone, map in use", |s| {
+    bench.hold(&wwid, true);
+    bench.pull(path1);
+    bench.pull(path2);
+    let s = bench.settle("all paths gone, map in use", |s| {
         s.disks.is_empty() && one_map(s, |m| m.listed() == 0 && m.paths == 0)
     });
     assert!(s.single_map().is_some_and(|m| m.path_groups.is_empty()));
     assert_eq!(count.observe(&s.topology[0]), [0, 2]);
-    vm.push_scsi_path(path1).expect("push path1");
-    vm.push_scsi_path(path2).expect("push path2");
-    settle(&mut vm, &mut check, "both paths back", both_paths_ready);
-    let after = realstack::checksum(&mut vm, &device).expect("read the data area");
+    bench.push(path1);
+    bench.push(path2);
+    bench.settle("both paths back", both_paths_ready);
+    let after = realstack::checksum(&mut bench.vm, &device).expect("read the data area");
     assert_eq!(after, written, "data survived the outage");
 
     // all paths gone while nobody uses the LUN: multipathd flushes the map with its last
     // path, and builds it anew when a path returns
-    vm.sh("pkill -f 'sleep 100000'").expect("release the map");
-    vm.pull_scsi_path(path1).expect("pull path1");
-    vm.pull_scsi_path(path2).expect("pull path2");
-    settle(&mut vm, &mut check, "all paths gone, map unused", |s| {
+    bench.hold(&wwid, false);
+    bench.pull(path1);
+    bench.pull(path2);
+    bench.settle("all paths gone, map unused", |s| {
         s.disks.is_empty() && s.maps.maps.is_empty()
     });
-    vm.push_scsi_path(path2).expect("push path2");
-    vm.push_scsi_path(path1).expect("push path1");
-    settle(
-        &mut vm,
-        &mut check,
-        "both paths back, map rebuilt",
-        both_paths_ready,
-    );
-    let after = realstack::checksum(&mut vm, &device).expect("read the data area");
+    bench.push(path2);
+    bench.push(path1);
+    bench.settle("both paths back, map rebuilt", both_paths_ready);
+    let after = realstack::checksum(&mut bench.vm, &device).expect("read the data area");
     assert_eq!(after, written, "data survived the map's removal");
-    stop(vm);
+    assert_eq!(bench.check.states, 12, "mpathutil checked in every state");
+    assert_eq!(
+        bench.mirror.states, 12,
+        "the simulator compared in every state"
+    );
+    stop(bench.vm);
 }
 
 fn one_map(s: &Snapshot, check: impl Fn(&Map) -> bool) -> bool {
     s.single_map().is_some_and(check)
 }
 
-/// Waits for a state, checks that multipathd's JSON and topology views agree on it, and
-/// reports how long it took to appear.
-fn settle(
-    vm: &mut Vm,
-    check: &mut MpathutilCheck,
-    state: &str,
-    done: impl Fn(&Snapshot) -> bool,
-) -> Snapshot {
-    let (snapshot, took) =
-        wait_for_snapshot(vm, &format!("A: {state}"), SETTLE, done).expect("state reached");
-    report(&format!("A: {state} until multipathd shows it"), took);
-    let snapshot = agreeing(vm, snapshot).expect("multipathd's views agree");
-    eprintln!("A: {state}:\n{}", snapshot.topology_text.trim_end());
-    check
-        .check(vm, state)
-        .expect("mpathutil agrees with multipathd");
-    snapshot
+/// The VM and its simulated twin, changed together, compared at every settled state.
+struct Bench {
+    vm: Vm,
+    check: MpathutilCheck,
+    mirror: SimMirror,
+}
+
+impl Bench {
+    fn new(mut vm: Vm, mpathutil: &str) -> Bench {
+        let check = MpathutilCheck::new(&mut vm, mpathutil).expect("mpathutil check");
+        let mirror = SimMirror::for_topology(Topology::ScsiTwoHbas).expect("simulator");
+        Bench { vm, check, mirror }
+    }
+
+    fn pull(&mut self, path: ScsiPath) {
+        self.vm.pull_scsi_path(path).expect("QMP device_del");
+        self.mirror.change(|f, a| f.pull_controller(a, path.id));
+    }
+
+    fn push(&mut self, path: ScsiPath) {
+        self.vm.push_scsi_path(path).expect("QMP device_add");
+        self.mirror
+            .change(|f, a| drop(f.push_controller(a, path.id)));
+    }
+
+    /// `multipathd fail|reinstate path` on the real disk `dev` and its simulated twin.
+    fn multipathd(&mut self, verb: &str, path: ScsiPath, dev: &str) {
+        self.vm
+            .multipathd_path(verb, dev)
+            .expect("multipathd path command");
+        self.mirror
+            .command(&format!("{verb} path {{path}}"), path.id)
+            .expect("simulator path command");
+    }
+
+    fn offline(&mut self, path: ScsiPath, dev: &str, offline: bool) {
+        let state = if offline { "offline" } else { "running" };
+        self.vm.set_disk_state(dev, state).expect("disk state");
+        self.mirror
+            .set_offline(path.id, offline)
+            .expect("simulated disk state");
+    }
+
+    /// Holds the map open (or lets it go), as a VM's disk would.
+    fn hold(&mut self, wwid: &str, open: bool) {
+        let command = if open {
+            format!(
+                "setsid -f bash -c 'exec 3</dev/mapper/{wwid}; exec sleep 100000' \
+                 </dev/null >/dev/null 2>&1"
+            )
+        } else {
+            "pkill -f 'sleep 100000'".to_string()
+        };
+        self.vm.sh(&command).expect("holder");
+        self.mirror.set_open(wwid, open);
+    }
+
+    /// Waits for a state, checks that multipathd's JSON and topology views agree on it,
+    /// runs the comparisons, and reports how long the state took to appear.
+    fn settle(&mut self, state: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+        let (snapshot, took) =
+            wait_for_snapshot(&mut self.vm, &format!("A: {state}"), SETTLE, done)
+                .expect("state reached");
+        report(&format!("A: {state} until multipathd shows it"), took);
+        let snapshot = agreeing(&mut self.vm, snapshot).expect("multipathd's views agree");
+        eprintln!("A: {state}:\n{}", snapshot.topology_text.trim_end());
+        self.check
+            .check(&mut self.vm, state)
+            .expect("mpathutil agrees with multipathd");
+        self.mirror
+            .compare(&snapshot, state)
+            .expect("the simulator prints what multipathd prints");
+        snapshot
+    }
 }
 
 fn stop(vm: Vm) {

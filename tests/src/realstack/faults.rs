@@ -17,6 +17,7 @@ use super::scenario::PathFault;
 use super::timing::report;
 use super::topology::ScsiPath;
 use super::vm::Vm;
+use crate::fabric::{self, ArrayId, Fabric};
 
 /// ALUA access states LIO can put a target port group in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,21 @@ pub enum Controller {
 }
 
 impl Controller {
+    /// Its ALUA target port group id (`tests/realstack/guest/lio-alua`).
+    pub fn tpg(self) -> u16 {
+        match self {
+            Controller::A => 1,
+            Controller::B => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::A => "A",
+            Controller::B => "B",
+        }
+    }
+
     /// The iSCSI portal of the controller, as `smrs-paths` reports it.
     pub fn port(self) -> &'static str {
         match self {
@@ -60,6 +76,11 @@ impl Controller {
 /// The port (see `multipathd::Disk::port`) of portal 1 or 2 of topology B.
 pub fn tgt_portal_port(portal: u8) -> String {
     format!("iscsi 127.0.0.{}:3260", portal + 1)
+}
+
+/// The name of portal 1 or 2 of topology B in a simulated fabric.
+pub fn tgt_portal_name(portal: u8) -> String {
+    format!("portal{portal}")
 }
 
 /// The port of a qemu path of topology A.
@@ -162,6 +183,13 @@ impl PathFault for PullScsiPath {
     fn repair(&self, vm: &mut Vm) -> Result<()> {
         vm.push_scsi_path(self.path).map(drop)
     }
+    fn mirror(&self, fabric: &mut Fabric, array: ArrayId, injected: bool) {
+        if injected {
+            fabric.pull_controller(array, self.path.id);
+        } else {
+            fabric.push_controller(array, self.path.id);
+        }
+    }
     fn shows_fault(&self, snapshot: &Snapshot) -> bool {
         snapshot.disk_on(&scsi_path_port(self.path)).is_none()
             && snapshot.single_map().is_some_and(|m| m.listed() == 1)
@@ -184,6 +212,14 @@ impl PathFault for CutPortal {
     }
     fn repair(&self, vm: &mut Vm) -> Result<()> {
         vm.restore_portal(self.portal)
+    }
+    fn mirror(&self, fabric: &mut Fabric, array: ArrayId, injected: bool) {
+        let port = tgt_portal_name(self.portal);
+        if injected {
+            fabric.fail_port(array, &port);
+        } else {
+            fabric.restore_port(array, &port);
+        }
     }
     fn shows_fault(&self, snapshot: &Snapshot) -> bool {
         let other = 3 - self.portal;
@@ -219,6 +255,15 @@ impl PathFault for AluaFailover {
     fn repair(&self, vm: &mut Vm) -> Result<()> {
         vm.set_alua(Controller::A, AluaState::ActiveOptimized)?;
         vm.set_alua(Controller::B, AluaState::Standby)
+    }
+    fn mirror(&self, fabric: &mut Fabric, array: ArrayId, injected: bool) {
+        let (active, standby) = if injected {
+            (Controller::B, Controller::A)
+        } else {
+            (Controller::A, Controller::B)
+        };
+        fabric.set_alua(array, active.tpg(), fabric::AluaState::ActiveOptimized);
+        fabric.set_alua(array, standby.tpg(), fabric::AluaState::Standby);
     }
     fn shows_fault(&self, snapshot: &Snapshot) -> bool {
         path_on(snapshot, Controller::A.port(), "active", &["ghost"])

@@ -38,6 +38,7 @@ mod poll;
 mod process;
 mod qmp;
 pub mod scenario;
+mod sim_mirror;
 mod timing;
 mod topology;
 mod vm;
@@ -58,7 +59,8 @@ pub use multipathd::{Map, Snapshot, StockPathCount, wait_for_map, wait_for_snaps
 pub use poll::{Probe, wait_for};
 pub use process::is_alive;
 pub use qmp::Qmp;
-pub use scenario::{PathFault, WalkReport, walk};
+pub use scenario::{CheckFn, PathFault, StateCheck, WalkReport, walk};
+pub use sim_mirror::SimMirror;
 pub use timing::report;
 pub use topology::{SCSI_PATHS, ScsiPath, Topology, scsi_lun_wwid};
 pub use vm::{Vm, VmSpec};

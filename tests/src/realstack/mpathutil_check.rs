@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use super::error::{Error, Result};
 use super::multipathd::{Map, MapPath, Snapshot};
+use super::scenario::StateCheck;
 use super::vm::Vm;
 
 /// Where the guest keeps `mpathutil`'s state (`SM_RS_ROOT`): fresh with every boot.
@@ -311,6 +312,12 @@ fn known(word: &str) -> Value {
         Value::Null
     } else {
         word.into()
+    }
+}
+
+impl StateCheck for MpathutilCheck {
+    fn state(&mut self, vm: &mut Vm, state: &str, _snapshot: &Snapshot) -> Result<()> {
+        self.check(vm, state)
     }
 }
 

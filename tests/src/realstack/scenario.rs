@@ -10,6 +10,7 @@ use super::io::{self, IoLoop, IoStats};
 use super::multipathd::{Map, Snapshot, StockPathCount, wait_for_snapshot};
 use super::timing::report;
 use super::vm::Vm;
+use crate::fabric::{ArrayId, Fabric};
 
 /// One way to break a path and repair it.
 pub trait PathFault {
@@ -17,6 +18,8 @@ pub trait PathFault {
     fn name(&self) -> String;
     fn inject(&self, vm: &mut Vm) -> Result<()>;
     fn repair(&self, vm: &mut Vm) -> Result<()>;
+    /// The same change on a simulated fabric built like the VM's (`sim_mirror`).
+    fn mirror(&self, fabric: &mut Fabric, array: ArrayId, injected: bool);
     /// Whether multipathd shows the fault in full: the right path gone, or failed, and the
     /// other one carrying on.
     fn shows_fault(&self, snapshot: &Snapshot) -> bool;
@@ -50,9 +53,25 @@ impl WalkReport {
     }
 }
 
-/// Called at every state with the settled snapshot: the place for extra comparisons (e.g. the
-/// code under test against the real daemon).
-pub type Observer<'a> = dyn FnMut(&mut Vm, &str, &Snapshot) -> Result<()> + 'a;
+/// What runs at every state the walk reaches: the comparisons (the code under test against
+/// the real daemon, the simulator against the real daemon, a test's own checks).
+pub trait StateCheck {
+    /// A fault was injected (`injected`) or repaired on the real stack.
+    fn fault(&mut self, _fault: &dyn PathFault, _injected: bool) -> Result<()> {
+        Ok(())
+    }
+    /// The guest settled in `state`, as `snapshot` shows.
+    fn state(&mut self, vm: &mut Vm, state: &str, snapshot: &Snapshot) -> Result<()>;
+}
+
+/// A closure as a [`StateCheck`].
+pub struct CheckFn<F>(pub F);
+
+impl<F: FnMut(&mut Vm, &str, &Snapshot) -> Result<()>> StateCheck for CheckFn<F> {
+    fn state(&mut self, vm: &mut Vm, state: &str, snapshot: &Snapshot) -> Result<()> {
+        (self.0)(vm, state, snapshot)
+    }
+}
 
 /// Time allowed for multipathd to show a fault or its repair: an iSCSI portal cut takes
 /// about 10 s (nop-out + replacement_timeout); the rest well under one.
@@ -68,7 +87,7 @@ pub fn walk(
     map_name: &str,
     faults: &[(&dyn PathFault, usize)],
     healthy: &dyn Fn(&Snapshot) -> bool,
-    observe: &mut Observer<'_>,
+    checks: &mut [&mut dyn StateCheck],
 ) -> Result<WalkReport> {
     let device = format!("/dev/mapper/{map_name}");
     let mut counter = StockPathCount::default();
@@ -82,7 +101,9 @@ pub fn walk(
     )?;
     let snapshot = agreeing(vm, snapshot)?;
     steps.push(step("healthy", &snapshot, &mut counter, settled_after)?);
-    observe(vm, "healthy", &snapshot)?;
+    for check in checks.iter_mut() {
+        check.state(vm, "healthy", &snapshot)?;
+    }
 
     let written_checksum = io::fill(vm, &device)?;
     let mut checksums = Vec::new();
@@ -94,6 +115,9 @@ pub fn walk(
             let before = io_loop.stats(vm)?;
             let started = Instant::now();
             fault.inject(vm)?;
+            for check in checks.iter_mut() {
+                check.fault(fault, true)?;
+            }
             let (snapshot, _) =
                 wait_for_snapshot(vm, &format!("{label}: {state}"), SETTLE_TIMEOUT, |s| {
                     fault.shows_fault(s)
@@ -102,7 +126,9 @@ pub fn walk(
             let took = started.elapsed();
             report(&format!("{label}: {state} until multipathd shows it"), took);
             steps.push(step(&state, &snapshot, &mut counter, took)?);
-            observe(vm, &state, &snapshot)?;
+            for check in checks.iter_mut() {
+                check.state(vm, &state, &snapshot)?;
+            }
             io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
             checksums.push(io::checksum(vm, &device)?);
 
@@ -110,13 +136,18 @@ pub fn walk(
             let before = io_loop.stats(vm)?;
             let started = Instant::now();
             fault.repair(vm)?;
+            for check in checks.iter_mut() {
+                check.fault(fault, false)?;
+            }
             let (snapshot, _) =
                 wait_for_snapshot(vm, &format!("{label}: {state}"), SETTLE_TIMEOUT, healthy)?;
             let snapshot = agreeing(vm, snapshot)?;
             let took = started.elapsed();
             report(&format!("{label}: {state} until multipathd shows it"), took);
             steps.push(step(&state, &snapshot, &mut counter, took)?);
-            observe(vm, &state, &snapshot)?;
+            for check in checks.iter_mut() {
+                check.state(vm, &state, &snapshot)?;
+            }
             io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
             checksums.push(io::checksum(vm, &device)?);
         }
