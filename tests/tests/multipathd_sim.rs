@@ -267,8 +267,8 @@ fn paths_can_be_failed_reinstated_removed_and_added() {
     assert_eq!(sdb.dm_state, Some(PathDmState::Failed));
     assert_eq!(
         sdb.checker_state,
-        Some(CheckerState::Ready),
-        "the checker is frozen"
+        Some(CheckerState::Faulty),
+        "multipathd marks a path it failed down (as 0.9.4 does once the kernel reports it)"
     );
     daemon.reinstate_path("8:16").unwrap();
     assert_eq!(

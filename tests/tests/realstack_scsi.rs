@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sm_testkit::realstack::scenario::agreeing;
+use sm_testkit::realstack::scenario::settled;
 use sm_testkit::realstack::{
     self, Map, MpathutilCheck, PullScsiPath, SCSI_PATHS, ScsiPath, SimMirror, Snapshot,
     StockPathCount, Topology, Vm, both_paths_ready, report, scsi_lun_wwid, scsi_path_port,
@@ -265,14 +265,14 @@ impl Bench {
         self.mirror.set_open(wwid, open);
     }
 
-    /// Waits for a state, checks that multipathd's JSON and topology views agree on it,
-    /// runs the comparisons, and reports how long the state took to appear.
+    /// Waits for a state and for the guest to settle in it (`scenario::settled`), runs the
+    /// comparisons, and reports how long the state took to appear.
     fn settle(&mut self, state: &str, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
-        let (snapshot, took) =
-            wait_for_snapshot(&mut self.vm, &format!("A: {state}"), SETTLE, done)
-                .expect("state reached");
-        report(&format!("A: {state} until multipathd shows it"), took);
-        let snapshot = agreeing(&mut self.vm, snapshot).expect("multipathd's views agree");
+        let what = format!("A: {state}");
+        let (_, took) =
+            wait_for_snapshot(&mut self.vm, &what, SETTLE, &done).expect("state reached");
+        report(&format!("{what} until multipathd shows it"), took);
+        let snapshot = settled(&mut self.vm, &what, &done).expect("state settled");
         eprintln!("A: {state}:\n{}", snapshot.topology_text.trim_end());
         self.check
             .check(&mut self.vm, state)

@@ -3,7 +3,7 @@
 //! (`multipath-facts.md` §2; `multipathd/cli.c`, `uxlsnr.c` of 0.9.4 and 0.9.8).
 
 use super::World;
-use super::daemon::{Daemon, Failure, ReplyStyle};
+use super::daemon::{Checker, Daemon, Failure, ReplyStyle};
 use super::print::{Printer, wildcards};
 use std::collections::BTreeSet;
 
@@ -626,9 +626,11 @@ fn run(
                 .find_path(fabric, path_param())
                 .ok_or(Failure::Generic)?;
             daemon.map_of(fabric, id).ok_or(Failure::Generic)?;
-            let checker = daemon.checker(fabric, id);
             let state = daemon.paths.get_mut(&id).ok_or(Failure::Generic)?;
-            state.operator_failed = (cmd.handler == Handler::FailPath).then_some(checker);
+            // multipathd fails the path in the kernel and turns its checker off; on the
+            // kernel's PATH_FAILED event it marks the path down (update_multipath), so the
+            // path shows `failed faulty` until it is reinstated.
+            state.operator_failed = (cmd.handler == Handler::FailPath).then_some(Checker::Down);
             daemon.touch();
             String::new()
         }

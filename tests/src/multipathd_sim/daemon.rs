@@ -160,7 +160,8 @@ pub(crate) struct PathState {
     /// The last priority read while the path was usable (-1 before any).
     pub prio: i32,
     pub was_down: bool,
-    /// Failed by `fail path`: the checker is off and shows what it last saw.
+    /// Failed by `fail path`: the checker is off and the path shows this state (down: the
+    /// real daemon marks it so on the kernel's PATH_FAILED event) until reinstated.
     pub operator_failed: Option<Checker>,
 }
 

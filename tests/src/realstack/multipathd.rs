@@ -299,6 +299,13 @@ impl Snapshot {
         self.maps.maps.iter().find(|m| m.name == name)
     }
 
+    /// Whether two snapshots show the same thing (nothing moved in between).
+    pub fn same_as(&self, other: &Snapshot) -> bool {
+        self.maps_json_text == other.maps_json_text
+            && self.topology_raw == other.topology_raw
+            && self.disks == other.disks
+    }
+
     /// Maps and disks in one line, for messages.
     pub fn describe(&self) -> String {
         let maps: Vec<String> = self.maps.maps.iter().map(Map::describe).collect();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::error::{Error, Result};
 use super::io::{self, IoLoop, IoStats};
 use super::multipathd::{Map, Snapshot, StockPathCount, wait_for_snapshot};
+use super::poll::{Probe, wait_for};
 use super::timing::report;
 use super::vm::Vm;
 use crate::fabric::{ArrayId, Fabric};
@@ -93,13 +94,9 @@ pub fn walk(
     let mut counter = StockPathCount::default();
     let mut steps = Vec::new();
 
-    let (snapshot, settled_after) = wait_for_snapshot(
-        vm,
-        &format!("{label}: healthy map"),
-        SETTLE_TIMEOUT,
-        healthy,
-    )?;
-    let snapshot = agreeing(vm, snapshot)?;
+    let what = format!("{label}: healthy map");
+    let (_, settled_after) = wait_for_snapshot(vm, &what, SETTLE_TIMEOUT, healthy)?;
+    let snapshot = settled(vm, &what, healthy)?;
     steps.push(step("healthy", &snapshot, &mut counter, settled_after)?);
     for check in checks.iter_mut() {
         check.state(vm, "healthy", &snapshot)?;
@@ -118,12 +115,11 @@ pub fn walk(
             for check in checks.iter_mut() {
                 check.fault(fault, true)?;
             }
-            let (snapshot, _) =
-                wait_for_snapshot(vm, &format!("{label}: {state}"), SETTLE_TIMEOUT, |s| {
-                    fault.shows_fault(s)
-                })?;
-            let snapshot = agreeing(vm, snapshot)?;
+            let what = format!("{label}: {state}");
+            let shows = |s: &Snapshot| fault.shows_fault(s);
+            wait_for_snapshot(vm, &what, SETTLE_TIMEOUT, shows)?;
             let took = started.elapsed();
+            let snapshot = settled(vm, &what, &shows)?;
             report(&format!("{label}: {state} until multipathd shows it"), took);
             steps.push(step(&state, &snapshot, &mut counter, took)?);
             for check in checks.iter_mut() {
@@ -139,10 +135,10 @@ pub fn walk(
             for check in checks.iter_mut() {
                 check.fault(fault, false)?;
             }
-            let (snapshot, _) =
-                wait_for_snapshot(vm, &format!("{label}: {state}"), SETTLE_TIMEOUT, healthy)?;
-            let snapshot = agreeing(vm, snapshot)?;
+            let what = format!("{label}: {state}");
+            wait_for_snapshot(vm, &what, SETTLE_TIMEOUT, healthy)?;
             let took = started.elapsed();
+            let snapshot = settled(vm, &what, healthy)?;
             report(&format!("{label}: {state} until multipathd shows it"), took);
             steps.push(step(&state, &snapshot, &mut counter, took)?);
             for check in checks.iter_mut() {
@@ -191,22 +187,33 @@ fn step(
     })
 }
 
-/// A snapshot whose JSON and topology views agree. They are two daemon commands, so a state
-/// change (a checker tick) can fall between them: take it again a few times before calling a
-/// difference real.
-pub fn agreeing(vm: &mut Vm, first: Snapshot) -> Result<Snapshot> {
-    let mut snapshot = first;
-    for _ in 0..5 {
-        match snapshot.views_agree() {
-            Ok(()) => return Ok(snapshot),
-            Err(_) => snapshot = Snapshot::take(vm)?,
-        }
+/// The guest at rest after a change, or an error naming what kept moving. A state is only
+/// compared once it is settled: udev has handled every event (its blkid read of a reloaded map
+/// is what makes the kernel pick a current path group), two snapshots in a row are identical,
+/// and multipathd's JSON and topology views agree.
+pub fn settled(vm: &mut Vm, what: &str, holds: &dyn Fn(&Snapshot) -> bool) -> Result<Snapshot> {
+    vm.sh("udevadm settle --timeout=30")?;
+    let mut last = Snapshot::take(vm)?;
+    let (snapshot, _) = wait_for(
+        &format!("{what}: the guest to settle"),
+        SETTLE_TIMEOUT,
+        || {
+            let next = Snapshot::take(vm)?;
+            let stable = next.same_as(&last) && next.views_agree().is_ok();
+            let seen = next.describe();
+            last = next;
+            Ok(if stable {
+                Probe::Ready(last.clone())
+            } else {
+                Probe::Pending(seen)
+            })
+        },
+    )?;
+    if !holds(&snapshot) {
+        return Err(Error::Protocol(format!(
+            "{what}: the state did not hold once settled: {}",
+            snapshot.describe()
+        )));
     }
-    snapshot.views_agree().map_err(|why| {
-        Error::Protocol(format!(
-            "show maps json and show topology disagree: {why}\n{}\n{}",
-            snapshot.topology_text, snapshot.maps_json_text
-        ))
-    })?;
     Ok(snapshot)
 }

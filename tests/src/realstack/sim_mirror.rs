@@ -407,8 +407,15 @@ mod tests {
         let mut out = Vec::new();
         diff_json("j", &real, &sim, &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
-        assert!(out.iter().any(|d| d == "j/maps/0/paths: real 2, sim 1"), "{out:?}");
-        assert!(out.iter().any(|d| d.starts_with("j/maps/0/path_groups: real []")), "{out:?}");
+        assert!(
+            out.iter().any(|d| d == "j/maps/0/paths: real 2, sim 1"),
+            "{out:?}"
+        );
+        assert!(
+            out.iter()
+                .any(|d| d.starts_with("j/maps/0/path_groups: real []")),
+            "{out:?}"
+        );
     }
 
     #[test]
