@@ -182,12 +182,15 @@ fn count_keeps_the_most_paths_ever_seen_until_the_map_goes() {
         format!("{SEED_WWID} [1, 2] degraded\n")
     );
 
-    // Every path gone: the map stays, down.
+    // Every path gone while the LUN is in use: the map stays, down. (An unused map would be
+    // flushed with its last path, as multipathd does.)
+    sim.with(|w| w.daemon.set_open(SEED_WWID, true));
     sim.fabric(|f| f.pull_controller(array, "SCM1"));
     assert_eq!(count(root.path()), format!("{SEED_WWID} [0, 2] down\n"));
 
     // The map is released: the ledger forgets it, and a new map starts afresh.
     sim.fabric(|f| drop(f.push_controller(array, "SCM1")));
+    sim.with(|w| w.daemon.set_open(SEED_WWID, false));
     mpathutil::Multipathd::connect(&mpathutil::Config::for_socket(sim.socket_name()))
         .unwrap()
         .remove_map(SEED_WWID)

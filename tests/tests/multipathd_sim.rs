@@ -545,3 +545,33 @@ fn a_thousand_maps_with_four_paths_each() {
     assert_eq!(names.len(), 4096, "every path has its own disk");
     assert_eq!(daemon.topology().unwrap().maps.len(), 1024);
 }
+
+/// As multipathd 0.9.4's ev_remove_path: the last path of a map going away flushes the map,
+/// unless the map is open (a VM's disk), which is then reloaded without paths.
+#[test]
+fn the_last_path_gone_flushes_an_unused_map_and_empties_an_open_one() {
+    let (sim, array) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    sim.with(|w| w.daemon.set_open(SEED_WWID, true));
+    sim.fabric(|f| {
+        f.pull_controller(array, "SCM1");
+        f.pull_controller(array, "SCM2");
+    });
+    let maps = daemon.topology().unwrap().maps;
+    assert_eq!(maps.len(), 1, "an open map stays");
+    assert_eq!(maps[0].paths().count(), 0);
+
+    sim.with(|w| w.daemon.set_open(SEED_WWID, false));
+    sim.fabric(|f| drop(f.push_controller(array, "SCM1")));
+    sim.fabric(|f| f.pull_controller(array, "SCM1"));
+    assert!(
+        daemon.topology().unwrap().maps.is_empty(),
+        "an unused map goes with its last path"
+    );
+    sim.fabric(|f| drop(f.push_controller(array, "SCM2")));
+    assert_eq!(
+        daemon.topology().unwrap().maps[0].paths().count(),
+        1,
+        "and comes back with a path"
+    );
+}

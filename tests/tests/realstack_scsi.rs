@@ -177,7 +177,12 @@ fn realstack_scsi_path_states() {
     });
     assert!(s.single_map().is_some_and(|m| m.path_groups.is_empty()));
     assert_eq!(count.observe(&s.topology[0]), [0, 2]);
+    // one controller after the other: two disks hot-plugged at once reach multipathd in
+    // either order, and the order decides the map's group order
     bench.push(path1);
+    bench.settle("path1 back, path2 still gone", |s| {
+        one_map(s, |m| m.listed() == 1 && m.usable() == 1)
+    });
     bench.push(path2);
     bench.settle("both paths back", both_paths_ready);
     let after = realstack::checksum(&mut bench.vm, &device).expect("read the data area");
@@ -192,6 +197,9 @@ fn realstack_scsi_path_states() {
         s.disks.is_empty() && s.maps.maps.is_empty()
     });
     bench.push(path2);
+    bench.settle("path2 back, map rebuilt", |s| {
+        one_map(s, |m| m.listed() == 1 && m.usable() == 1)
+    });
     bench.push(path1);
     bench.settle("both paths back, map rebuilt", both_paths_ready);
     let after = realstack::checksum(&mut bench.vm, &device).expect("read the data area");

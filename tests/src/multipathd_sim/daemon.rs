@@ -315,6 +315,15 @@ impl Daemon {
         }
 
         for wwid in reload {
+            // A map whose last path went away is flushed unless something holds it open
+            // (ev_remove_path → flush_map_nopaths); an open map is reloaded empty.
+            let index = self.maps.iter().position(|m| m.wwid == wwid);
+            if let Some(i) = index
+                && self.members(fabric, &wwid).is_empty()
+                && self.flush_map(i).is_ok()
+            {
+                continue;
+            }
             self.reload(fabric, &wwid);
         }
         self.follow_kernel(fabric);

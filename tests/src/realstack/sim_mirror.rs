@@ -38,6 +38,8 @@ pub struct SimMirror {
     array: ArrayId,
     /// Real disk port (see `multipathd::Disk::port`) → the fabric port's name.
     port_names: BTreeMap<String, String>,
+    /// Disks removed so far (see [`SimMirror::compare`] on `path_faults`).
+    removed_disks: u64,
     /// States compared so far.
     pub states: usize,
 }
@@ -152,18 +154,31 @@ impl SimMirror {
             sim,
             array,
             port_names,
+            removed_disks: 0,
             states: 0,
         })
     }
 
     /// Changes the simulated world as the real one was changed.
-    pub fn change(&self, change: impl FnOnce(&mut Fabric, ArrayId)) {
+    pub fn change(&mut self, change: impl FnOnce(&mut Fabric, ArrayId)) {
         let array = self.array;
-        self.sim.fabric(|f| change(f, array));
+        let removed = self.sim.fabric(|f| {
+            let present =
+                |f: &Fabric| -> Vec<bool> { f.devices().iter().map(|d| d.present).collect() };
+            let before = present(f);
+            change(f, array);
+            let after = present(f);
+            before
+                .iter()
+                .zip(&after)
+                .filter(|(b, a)| **b && !**a)
+                .count() as u64
+        });
+        self.removed_disks += removed;
     }
 
     /// Sets the simulated disk on port `port_name` offline or running.
-    pub fn set_offline(&self, port_name: &str, offline: bool) -> Result<()> {
+    pub fn set_offline(&mut self, port_name: &str, offline: bool) -> Result<()> {
         let found = self.sim.fabric(|f| {
             let id = f
                 .devices()
@@ -241,6 +256,7 @@ impl SimMirror {
             .map_err(|e| Error::Protocol(format!("simulated show maps json: {e}")))?;
         relabel_json(&mut real_json, &real_names);
         relabel_json(&mut simulated, &sim_names);
+        forgive_removal_races(&mut real_json, &simulated, self.removed_disks);
         diff_json("show maps json", &real_json, &simulated, &mut differences);
 
         let sim_text = if sim_topology.trim() == "ok" {
@@ -320,6 +336,27 @@ fn iscsi_controller(name: &str, tpg: u16, iqn: &str) -> ControllerSpec {
     ControllerSpec {
         name: name.into(),
         ports: vec![port],
+    }
+}
+
+/// `path_faults` counts the path failures multipathd happened to see. A disk that is removed
+/// may be seen failing first (the path checker or an I/O reaches it before the remove
+/// uevent) or not, so for the same history the real count may exceed the simulated one by up
+/// to one per disk removed: within that margin the real count is taken as the simulated one.
+fn forgive_removal_races(real: &mut Value, sim: &Value, removed_disks: u64) {
+    let (Some(real_maps), Some(sim_maps)) = (
+        real.get_mut("maps").and_then(Value::as_array_mut),
+        sim.get("maps").and_then(Value::as_array),
+    ) else {
+        return;
+    };
+    for (r, s) in real_maps.iter_mut().zip(sim_maps) {
+        if let (Some(rf), Some(sf)) = (r["path_faults"].as_u64(), s["path_faults"].as_u64())
+            && rf >= sf
+            && rf - sf <= removed_disks
+        {
+            r["path_faults"] = sf.into();
+        }
     }
 }
 
@@ -415,6 +452,25 @@ mod tests {
             out.iter()
                 .any(|d| d.starts_with("j/maps/0/path_groups: real []")),
             "{out:?}"
+        );
+    }
+
+    #[test]
+    fn removal_races_are_forgiven_within_the_number_of_disks_removed() {
+        let sim = json!({"maps": [{"path_faults": 1}]});
+        let mut real = json!({"maps": [{"path_faults": 3}]});
+        forgive_removal_races(&mut real, &sim, 1);
+        assert_eq!(
+            real["maps"][0]["path_faults"], 3,
+            "two more than one removal explains"
+        );
+        forgive_removal_races(&mut real, &sim, 2);
+        assert_eq!(real["maps"][0]["path_faults"], 1);
+        let mut fewer = json!({"maps": [{"path_faults": 0}]});
+        forgive_removal_races(&mut fewer, &sim, 5);
+        assert_eq!(
+            fewer["maps"][0]["path_faults"], 0,
+            "fewer than simulated is never forgiven"
         );
     }
 
