@@ -7,7 +7,9 @@ use mpathutil::client::{self, Config, Error, Multipathd};
 use mpathutil::model::{CheckerState, PathDmState};
 use mpathutil::parse::{parse_map_json, parse_maps_json, parse_table, parse_topology};
 use mpathutil::{PathCounts, Topology};
-use sm_testkit::fabric::{AluaState, Fabric, Transport};
+use sm_testkit::fabric::{
+    AluaState, ArraySpec, ControllerSpec, Fabric, LunSpec, Policy, PortSpec, StandbyTur, Transport,
+};
 use sm_testkit::multipathd_sim::{
     DaemonConfig, Faults, FindMultipaths, MultipathdSim, PeerPolicy, ReplyStyle,
 };
@@ -573,5 +575,52 @@ fn the_last_path_gone_flushes_an_unused_map_and_empties_an_open_one() {
         daemon.topology().unwrap().maps[0].paths().count(),
         1,
         "and comes back with a path"
+    );
+}
+
+/// iSCSI paths show the session's local address as their host adapter; while a portal is cut
+/// the session has no connection and multipathd prints `[undef]`.
+#[test]
+fn an_iscsi_path_whose_portal_is_cut_has_no_host_adapter() {
+    let mut fabric = Fabric::new();
+    fabric.add_host_port(Transport::Iscsi);
+    let port = |name: &str| {
+        let mut p = PortSpec::new(name, 0);
+        p.target_iqn = Some("iqn.2026-01.invalid:t".into());
+        ControllerSpec {
+            name: name.into(),
+            ports: vec![p],
+        }
+    };
+    let array = fabric.add_array(ArraySpec {
+        vendor: "SMRS".into(),
+        product: "TGT-LUN".into(),
+        revision: "0001".into(),
+        controllers: vec![port("portal1"), port("portal2")],
+        tpgs: Vec::new(),
+        standby_tur: StandbyTur::Ghost,
+        policy: Policy::builtin(),
+    });
+    fabric.add_lun(
+        array,
+        LunSpec {
+            lun: 1,
+            wwid: "36000000000000000000000000000000a".into(),
+            size_bytes: 1 << 30,
+            serial: "x".into(),
+        },
+    );
+    fabric.scan();
+    let sim = MultipathdSim::start(fabric, DaemonConfig::default()).unwrap();
+    let mut daemon = client(&sim);
+    let adapters = |d: &mut Multipathd| d.send("show paths raw format \"%d %a %n\"").unwrap();
+    assert_eq!(
+        adapters(&mut daemon),
+        "sda 192.0.2.10 iqn.2026-01.invalid:t\nsdb 192.0.2.10 iqn.2026-01.invalid:t\n"
+    );
+    sim.fabric(|f| f.fail_port(array, "portal2"));
+    assert_eq!(
+        adapters(&mut daemon),
+        "sda 192.0.2.10 iqn.2026-01.invalid:t\nsdb [undef] iqn.2026-01.invalid:t\n"
     );
 }

@@ -319,7 +319,7 @@ impl Daemon {
             // (ev_remove_path → flush_map_nopaths); an open map is reloaded empty.
             let index = self.maps.iter().position(|m| m.wwid == wwid);
             if let Some(i) = index
-                && self.members(fabric, &wwid).is_empty()
+                && self.members(&wwid).is_empty()
                 && self.flush_map(i).is_ok()
             {
                 continue;

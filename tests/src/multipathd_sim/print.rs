@@ -425,6 +425,11 @@ impl<'a> Printer<'a> {
                 Transport::Iscsi => push(out, or_undef(&facts.port.target_iqn)),
                 _ => push(out, "[undef]"),
             },
+            // iSCSI has no adapter in sysfs: multipathd prints the session's local address,
+            // read from the iscsi_host, which has none while the connection is down
+            'a' if facts.host_port.transport == Transport::Iscsi && !facts.transport_up => {
+                push(out, "[undef]")
+            }
             'a' => push(out, or_undef(&facts.host_port.adapter)),
             'G' => push(out, "--"),
             '0' => push(out, "0"),
