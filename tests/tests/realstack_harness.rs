@@ -106,21 +106,6 @@ fn realstack_harness_commands_share_monitor_and_panic_cleanup() {
     assert!(!realstack::is_alive(pid), "qemu {pid} survived a panic");
 }
 
-#[test]
-fn realstack_harness_stop_and_boot_figures() {
-    let Some(stack) = realstack::prepare().expect("real stack") else {
-        return;
-    };
-    let vm = stack.boot(Topology::Bare).expect("boot");
-    let pid = vm.pid();
-    let took = vm.stop().expect("stop");
-    report("VM stop (QMP quit)", took);
-    assert!(
-        !realstack::is_alive(pid),
-        "qemu {pid} still there after stop"
-    );
-}
-
 /// Not a test of its own: the body of the child process below. It boots a VM, says which
 /// qemu it runs, and waits to be killed.
 #[test]

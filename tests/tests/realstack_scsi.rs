@@ -304,7 +304,7 @@ impl Bench {
         self.states += 1;
         eprintln!("A: {state}:\n{}", snapshot.topology_text.trim_end());
         self.check
-            .check(&mut self.vm, state)
+            .check(&mut self.vm, state, &snapshot)
             .expect("mpathutil agrees with multipathd");
         self.mirror
             .compare(&snapshot, state)

@@ -13,8 +13,8 @@
 //!   paths listed since the map appeared (a map that disappears is forgotten);
 //! - health: `down` with no active path, `degraded` with fewer than `max`, else `ok`.
 //!
-//! The daemon is asked before and after each `mpathutil` call; the output must match one of
-//! the two views (a checker tick may fall between them). Where multipathd prints `##` (it
+//! The outputs are compared with the settled view of the daemon taken just before; an output
+//! that differs gets a second chance against a fresh view (a checker tick may fall between). Where multipathd prints `##` (it
 //! does not know), `mpathutil`'s JSON has `null`.
 
 use std::collections::BTreeMap;
@@ -86,42 +86,83 @@ impl MpathutilCheck {
     }
 
     /// Runs `list`, `status`, `status --json`, `count` and `paths` and compares each with
-    /// the daemon's own view; `state` names the state in errors.
-    pub fn check(&mut self, vm: &mut Vm, state: &str) -> Result<()> {
-        let before = Snapshot::take(vm)?;
-        let mut outputs = Vec::new();
-        for args in ["list", "status", "status --json", "count", "paths"] {
-            let out = vm
-                .run(&format!(
-                    "SM_RS_ROOT={GUEST_ROOT} {} --wait 10 {args}",
-                    self.binary
-                ))?
-                .success()?;
-            outputs.push((args, out.stdout));
-        }
-        let after = Snapshot::take(vm)?;
+    /// the daemon's own view `settled` (taken just before); `state` names the state in errors.
+    pub fn check(&mut self, vm: &mut Vm, state: &str, settled: &Snapshot) -> Result<()> {
+        let outputs = self.run_all(vm)?;
 
         // The ledger saw the maps of this state: the rule's high-water marks follow.
         let mut max = BTreeMap::new();
-        for map in &before.maps.maps {
+        for map in &settled.maps.maps {
             let (_, total) = counts(map);
             let known = self.max.get(&map.uuid).copied().unwrap_or(0);
             max.insert(map.uuid.clone(), known.max(total));
         }
         self.max = max;
 
+        let mut later: Option<Snapshot> = None;
         for (args, stdout) in &outputs {
-            let verdicts = [&before, &after].map(|view| self.compare(args, stdout, view));
-            if let [Err(why), Err(_)] = verdicts {
+            let Err(why) = self.compare(args, stdout, settled) else {
+                continue;
+            };
+            // a checker tick may have fallen between the snapshot and the run: look again
+            if later.is_none() {
+                later = Some(Snapshot::take(vm)?);
+            }
+            if let Some(view) = &later
+                && self.compare(args, stdout, view).is_err()
+            {
                 return Err(Error::Protocol(format!(
                     "mpathutil {args} disagrees with multipathd in state '{state}': {why}\n\
                      --- mpathutil {args}:\n{stdout}\n--- show topology:\n{}\n--- show maps json:\n{}",
-                    before.topology_text, before.maps_json_text
+                    settled.topology_text, settled.maps_json_text
                 )));
             }
         }
         self.states += 1;
         Ok(())
+    }
+
+    /// Runs every subcommand in one guest command (a round trip costs more than a run);
+    /// returns each one's stdout, or the first failure.
+    fn run_all(&self, vm: &mut Vm) -> Result<Vec<(&'static str, String)>> {
+        const SUBCOMMANDS: [&str; 5] = ["list", "status", "status --json", "count", "paths"];
+        let dir = "/run/smrs-mpathutil";
+        let mut script = format!("rm -rf {dir}; mkdir -p {dir}; ");
+        for (i, args) in SUBCOMMANDS.iter().enumerate() {
+            script.push_str(&format!(
+                "SM_RS_ROOT={GUEST_ROOT} {} --wait 10 {args} >{dir}/{i}.out 2>{dir}/{i}.err; \
+                 echo $? >{dir}/{i}.rc; ",
+                self.binary
+            ));
+        }
+        // each run as: RS rc NL stdout US stderr (ASCII record and unit separators)
+        script.push_str(&format!(
+            "for i in 0 1 2 3 4; do printf '\\036%s\\n' \"$(cat {dir}/$i.rc)\"; cat {dir}/$i.out; \
+             printf '\\037'; cat {dir}/$i.err; done"
+        ));
+        let out = vm.sh(&script)?;
+        let chunks: Vec<&str> = out.split('\u{1e}').skip(1).collect();
+        if chunks.len() != SUBCOMMANDS.len() {
+            return Err(Error::Protocol(format!(
+                "mpathutil runs came back garbled: {out:?}"
+            )));
+        }
+        let mut outputs = Vec::new();
+        for (args, chunk) in SUBCOMMANDS.iter().zip(chunks) {
+            let (rc, rest) = chunk.split_once('\n').unwrap_or((chunk, ""));
+            let (stdout, stderr) = rest.split_once('\u{1f}').unwrap_or((rest, ""));
+            if rc.trim() != "0" {
+                return Err(Error::Command {
+                    cmd: format!("mpathutil {args}"),
+                    rc: rc.trim().parse().unwrap_or(-1),
+                    timed_out: false,
+                    stdout: stdout.to_string(),
+                    stderr: stderr.to_string(),
+                });
+            }
+            outputs.push((*args, stdout.to_string()));
+        }
+        Ok(outputs)
     }
 
     fn compare(
@@ -316,8 +357,8 @@ fn known(word: &str) -> Value {
 }
 
 impl StateCheck for MpathutilCheck {
-    fn state(&mut self, vm: &mut Vm, state: &str, _snapshot: &Snapshot) -> Result<()> {
-        self.check(vm, state)
+    fn state(&mut self, vm: &mut Vm, state: &str, snapshot: &Snapshot) -> Result<()> {
+        self.check(vm, state, snapshot)
     }
 }
 
