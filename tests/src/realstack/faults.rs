@@ -256,6 +256,10 @@ impl PathFault for AluaFailover {
         vm.set_alua(Controller::A, AluaState::ActiveOptimized)?;
         vm.set_alua(Controller::B, AluaState::Standby)
     }
+    /// The controller going standby carries the I/O until multipathd regroups.
+    fn io_races(&self) -> u64 {
+        1
+    }
     fn mirror(&self, fabric: &mut Fabric, array: ArrayId, injected: bool) {
         let (active, standby) = if injected {
             (Controller::B, Controller::A)

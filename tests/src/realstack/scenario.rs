@@ -21,6 +21,10 @@ pub trait PathFault {
     fn repair(&self, vm: &mut Vm) -> Result<()>;
     /// The same change on a simulated fabric built like the VM's (`sim_mirror`).
     fn mirror(&self, fabric: &mut Fabric, array: ArrayId, injected: bool);
+    /// How many paths the change puts in a race with I/O (see `sim_mirror`'s counters).
+    fn io_races(&self) -> u64 {
+        0
+    }
     /// Whether multipathd shows the fault in full: the right path gone, or failed, and the
     /// other one carrying on.
     fn shows_fault(&self, snapshot: &Snapshot) -> bool;
