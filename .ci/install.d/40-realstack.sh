@@ -13,7 +13,8 @@ export PATH="/usr/local/sbin:/usr/sbin:/sbin:$PATH"
 
 have_all() {
     command -v qemu-system-x86_64 && command -v debootstrap && command -v mkfs.ext4 \
-        && command -v cpio && command -v gzip && [ -x /bin/busybox ]
+        && command -v cpio && command -v gzip && [ -x /bin/busybox ] \
+        && apt-cache show linux-image-amd64 # the image builder fetches the guest kernel with apt
 }
 if have_all >/dev/null; then
     echo "realstack: host tools present ($(qemu-system-x86_64 --version | head -1))"
