@@ -346,6 +346,15 @@ fn as_received(v: &Value) -> Value {
     }
 }
 
+#[test]
+fn whitespace_only_strings_survive_xml() {
+    for s in [" ", "  ", "\t", " x", "x "] {
+        let params = vec![Value::String(s.to_string())];
+        let (_, back) = xmlrpc::decode_call(&xmlrpc::encode_call("x.y", &params)).unwrap();
+        assert_eq!(back, params, "{s:?}");
+    }
+}
+
 proptest! {
     #[test]
     fn xml_round_trip(params in proptest::collection::vec(value(), 0..4)) {

@@ -122,6 +122,15 @@ pub fn decode_plain_response(xml: &str) -> Result<PlainResponse, Error> {
 pub fn write_value(out: &mut String, v: &Value) {
     match v {
         Value::String(s) if s.is_empty() => out.push_str("<value/>"),
+        // Readers (xapi's among them) drop whitespace-only text between elements, so such a
+        // string would arrive empty; typed, it arrives whole.
+        Value::String(s)
+            if s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) =>
+        {
+            out.push_str("<value><string>");
+            escape_into(out, s);
+            out.push_str("</string></value>");
+        }
         Value::String(s) => {
             out.push_str("<value>");
             escape_into(out, s);
