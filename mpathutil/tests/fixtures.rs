@@ -232,8 +232,9 @@ fn realstack_a_device_offline() {
     );
 }
 
+/// Captured with I/O running on the map: an open map stays, empty (an unused one is flushed).
 #[test]
-fn realstack_a_all_paths_gone_keeps_the_map() {
+fn realstack_a_all_paths_gone_keeps_an_open_map() {
     let map = realstack("a-all-paths-gone");
     assert_eq!(map.vendor, None);
     assert_eq!(map.product, None);
