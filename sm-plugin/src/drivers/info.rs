@@ -1,0 +1,108 @@
+//! `sr_get_driver_info` (`sm-facts.md` §1.4): what xapi registers as the SM record.
+//!
+//! `required_api_version` is "1.0", as for every SMAPIv1 driver (a higher one makes xapi
+//! re-create the SM record at every plug). `SR_MULTIPATH` tells XenCenter the type is
+//! multipath-capable. `VDI_ACTIVATE`/`VDI_DEACTIVATE` make xapi call us around each VBD
+//! plug; for a raw LUN they check and do nothing else.
+
+use crate::drivers::SrType;
+use crate::smapi::response::{string_struct, structure};
+use dxr::Value;
+
+pub const CAPABILITIES: [&str; 9] = [
+    "SR_PROBE",
+    "SR_UPDATE",
+    "SR_MULTIPATH",
+    "VDI_INTRODUCE",
+    "VDI_ATTACH",
+    "VDI_DETACH",
+    "VDI_ACTIVATE",
+    "VDI_DEACTIVATE",
+    "VDI_GENERATE_CONFIG",
+];
+
+const ISCSI_CONFIGURATION: [(&str, &str); 9] = [
+    (
+        "target",
+        "IP addresses or host names of the target's portals, comma-separated (required)",
+    ),
+    ("port", "TCP port of the portals (optional, default 3260)"),
+    (
+        "targetIQN",
+        "IQN of the target; * for every target the portals report (required; probe without it to list them)",
+    ),
+    ("chapuser", "CHAP user name (optional)"),
+    ("chappassword", "CHAP password (optional; never logged)"),
+    (
+        "chappassword_secret",
+        "uuid of a XenAPI secret holding the CHAP password (optional, instead of chappassword)",
+    ),
+    (
+        "multihomed",
+        "log in to every portal the target reports: true or false (optional, defaults to the host's multipathing)",
+    ),
+    (
+        "SCSIid",
+        "only these LUNs, by SCSIid, comma-separated (optional, default every LUN of the target)",
+    ),
+    (
+        "localIQN",
+        "initiator IQN to use (optional, default host.other_config:iscsi_iqn)",
+    ),
+];
+
+const HBA_CONFIGURATION: [(&str, &str); 1] = [(
+    "SCSIid",
+    "only these LUNs, by SCSIid, comma-separated (optional, default every LUN on the host's FC, SAS and offload-iSCSI HBAs)",
+)];
+
+/// The driver-info struct of a type.
+pub fn driver_info(sr_type: SrType) -> Value {
+    let (name, description, configuration): (&str, &str, &[(&str, &str)]) = match sr_type {
+        SrType::Iscsi => (
+            "LUN-per-VDI over iSCSI",
+            "SR plugin which represents each LUN of an iSCSI target as a VDI, with per-host dm-multipathing and device-mapper maps only for LUNs in use (sm-rs)",
+            &ISCSI_CONFIGURATION,
+        ),
+        SrType::Hba => (
+            "LUN-per-VDI over HBA",
+            "SR plugin which represents each LUN on FC, SAS or offload-iSCSI HBAs as a VDI, with per-host dm-multipathing and device-mapper maps only for LUNs in use (sm-rs)",
+            &HBA_CONFIGURATION,
+        ),
+    };
+    let base = [
+        ("name", name),
+        ("description", description),
+        ("vendor", "sm-rs"),
+        ("copyright", "(C) 2026 the sm-rs authors"),
+        ("driver_version", env!("CARGO_PKG_VERSION")),
+        ("required_api_version", "1.0"),
+    ];
+    let Value::Struct(mut members) = string_struct(base) else {
+        return Value::Nil;
+    };
+    members.insert(
+        "capabilities".into(),
+        Value::Array(
+            CAPABILITIES
+                .iter()
+                .map(|c| Value::String((*c).to_string()))
+                .collect(),
+        ),
+    );
+    members.insert(
+        "configuration".into(),
+        Value::Array(
+            configuration
+                .iter()
+                .map(|(key, description)| {
+                    structure([
+                        ("key", Value::String((*key).to_string())),
+                        ("description", Value::String((*description).to_string())),
+                    ])
+                })
+                .collect(),
+        ),
+    );
+    Value::Struct(members)
+}

@@ -1,0 +1,371 @@
+//! The SR commands, common to both types.
+//!
+//! - `sr_attach` (pbd-plug): resolve this host's multipath setting, reach the LUNs (iSCSI
+//!   logins or an HBA rescan), remember the plug (`/run/sm-rs/sr/<uuid>`), publish
+//!   `multipathed`, `iscsi_sessions` and SR `multipathable`, finish or undo activations a
+//!   killed call left half done, and on the SR master bring the VDIs in step with the LUNs.
+//!   No map is made here: a LUN gets one when a VDI of it is attached.
+//! - `sr_detach` (pbd-unplug): refuse (SRInUse) while a LUN of the SR is attached on this
+//!   host; otherwise log out (refcounted per target) and drop the PBD keys.
+//! - `sr_probe`, `sr_create`, `sr_delete`, `sr_scan`, `sr_update`.
+
+use crate::drivers::luns::{self, Lun, xml_escape};
+use crate::drivers::{Ctx, SrType, hba, iscsi};
+use crate::errors::{Code, SrError};
+use crate::host::attached::{self, Attached};
+use crate::host::inuse::Stage;
+use crate::host::srref;
+use crate::multipath::counts::{self, PbdKeys};
+use crate::multipath::setting::Setting;
+use dxr::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn state_error(e: std::io::Error) -> SrError {
+    SrError::with(
+        Code::SMGeneral,
+        format!("keeping the SR's plug state under /run/sm-rs: {e}"),
+    )
+}
+
+/// The LUNs of an SR attached on this host.
+pub fn luns_of(ctx: &Ctx<'_>, plugged: &Attached) -> Vec<Lun> {
+    let filter = luns::scsiid_filter(ctx.call.config("SCSIid"));
+    match ctx.sr_type {
+        SrType::Iscsi => iscsi::luns(ctx, &plugged.targets, &filter),
+        SrType::Hba => hba::luns(ctx, &filter),
+    }
+}
+
+pub fn attach(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    let sr_uuid = ctx.sr_uuid()?.to_string();
+    let setting = ctx.setting()?;
+    tracing::info!(
+        "plugging SR {sr_uuid} with multipath handle {} (from {:?})",
+        setting.handle.as_str(),
+        setting.source
+    );
+    let plugged = plug(ctx, &sr_uuid, setting)?;
+    repair(ctx, &sr_uuid);
+    if ctx.call.session_ref.is_some() {
+        publish_plug(ctx, &plugged)?;
+        if ctx.is_master()
+            && let Err(e) = sync_vdis(ctx, &plugged)
+        {
+            // As stock after_master_attach: the plug stands, the scan is retried by the next.
+            tracing::warn!("scan after plugging SR {sr_uuid} failed: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Reaches the LUNs and records the plug.
+pub fn plug(ctx: &Ctx<'_>, sr_uuid: &str, setting: Setting) -> Result<Attached, SrError> {
+    let targets = match ctx.sr_type {
+        SrType::Iscsi => {
+            let config = iscsi::Config::read(ctx)?;
+            iscsi::attach(ctx, &config, setting, sr_uuid)?
+        }
+        SrType::Hba => {
+            hba::rescan(ctx)?;
+            Vec::new()
+        }
+    };
+    let plugged = Attached {
+        sr_uuid: sr_uuid.to_string(),
+        sr_type: ctx.sr_type.as_str().to_string(),
+        handle: setting.handle.as_str().to_string(),
+        targets,
+    };
+    attached::put(&ctx.root, &plugged).map_err(state_error)?;
+    Ok(plugged)
+}
+
+/// Undoes activations a killed call left half done (a record still "attaching": xapi was
+/// told the attach failed, so nobody uses the LUN).
+fn repair(ctx: &Ctx<'_>, sr_uuid: &str) {
+    for record in ctx.activator.in_use_by(sr_uuid) {
+        if record.stage == Stage::Attaching {
+            tracing::info!("undoing the unfinished attach of LUN {}", record.scsiid);
+            if let Err(e) = ctx.activator.release(&record.scsiid) {
+                tracing::warn!("could not undo the attach of LUN {}: {e}", record.scsiid);
+            }
+        }
+    }
+}
+
+/// The PBD and SR keys of a plug.
+fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
+    let xapi = ctx.xapi()?;
+    let sr_ref = ctx.sr_ref()?;
+    if let Some(mut keys) = PbdKeys::find(xapi, ctx.host_ref()?, sr_ref)? {
+        if plugged.multipath() {
+            keys.put(counts::MULTIPATHED, "true")?;
+        } else {
+            keys.remove(counts::MULTIPATHED)?;
+            for key in keys.mpath_keys() {
+                keys.remove(&key)?;
+            }
+        }
+        if ctx.sr_type == SrType::Iscsi {
+            let sessions = iscsi::session_count(ctx, &plugged.targets);
+            keys.put(counts::ISCSI_SESSIONS, &sessions.to_string())?;
+        }
+    }
+    let sm_config = xapi.sr_sm_config(sr_ref)?;
+    if sm_config.get(counts::MULTIPATHABLE).map(String::as_str) != Some("true") {
+        xapi.put_sr_sm_config(sr_ref, counts::MULTIPATHABLE, "true")?;
+    }
+    Ok(())
+}
+
+pub fn detach(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    let sr_uuid = ctx.sr_uuid()?.to_string();
+    unplug(ctx, &sr_uuid)?;
+    if ctx.call.session_ref.is_some() {
+        let xapi = ctx.xapi()?;
+        if let Some(mut keys) = PbdKeys::find(xapi, ctx.host_ref()?, ctx.sr_ref()?)? {
+            keys.remove(counts::MULTIPATHED)?;
+            keys.remove(counts::ISCSI_SESSIONS)?;
+            for key in keys.mpath_keys() {
+                keys.remove(&key)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses while a LUN is attached; otherwise lets go of the transport and the plug state.
+pub fn unplug(ctx: &Ctx<'_>, sr_uuid: &str) -> Result<(), SrError> {
+    repair(ctx, sr_uuid);
+    let busy: Vec<String> = ctx
+        .activator
+        .in_use_by(sr_uuid)
+        .into_iter()
+        .map(|r| format!("{} (VDI {})", r.scsiid, r.vdi_uuid))
+        .collect();
+    if !busy.is_empty() {
+        return Err(SrError::with(
+            Code::SRInUse,
+            format!(
+                "SR {sr_uuid} has {} LUN(s) attached on this host: {}; detach their VDIs first",
+                busy.len(),
+                busy.join(", ")
+            ),
+        ));
+    }
+    let plugged = attached::get(&ctx.root, sr_uuid).map_err(state_error)?;
+    if ctx.sr_type == SrType::Iscsi {
+        // The targets this plug logged in to, or, if the state is lost, every target that
+        // still counts this SR as a user.
+        let targets = match &plugged {
+            Some(p) => p.targets.clone(),
+            None => ctx
+                .call
+                .config("targetIQN")
+                .filter(|t| *t != "*")
+                .map(|t| vec![t.to_string()])
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| {
+                    srref::users(&ctx.root, t).is_ok_and(|u| u.iter().any(|s| s == sr_uuid))
+                })
+                .collect(),
+        };
+        iscsi::detach(ctx, &targets, sr_uuid)?;
+    }
+    attached::remove(&ctx.root, sr_uuid).map_err(state_error)?;
+    tracing::info!("SR {sr_uuid} unplugged");
+    Ok(())
+}
+
+pub fn probe(ctx: &Ctx<'_>) -> Result<Value, SrError> {
+    let setting = ctx.setting()?;
+    let filter = luns::scsiid_filter(ctx.call.config("SCSIid"));
+    let found = match ctx.sr_type {
+        SrType::Iscsi => iscsi::probe(ctx, setting)?,
+        SrType::Hba => {
+            hba::rescan(ctx)?;
+            hba::luns(ctx, &filter)
+        }
+    };
+    if filter.is_empty() {
+        let root = match ctx.sr_type {
+            SrType::Iscsi => "iscsi-target",
+            SrType::Hba => "Devlist",
+        };
+        eprint!("{}", luns::luns_xml(root, &found));
+        return Err(SrError::with(
+            Code::ConfigSCSIid,
+            format!(
+                "{} LUN(s) found (listed on stderr); an SR of this type takes all of them, or \
+                 those named in device-config:SCSIid",
+                found.len()
+            ),
+        ));
+    }
+    Ok(Value::String(srlist(ctx)?))
+}
+
+/// The SRs of this type that use the same LUNs or target (`<SRlist>`).
+fn srlist(ctx: &Ctx<'_>) -> Result<String, SrError> {
+    let mut xml = String::from("<?xml version=\"1.0\" ?>\n<SRlist>\n");
+    for (_, record) in ctx.xapi()?.all_srs()? {
+        if record.sr_type != ctx.sr_type.as_str() || !same_storage(ctx, &record.sm_config) {
+            continue;
+        }
+        xml.push_str(&format!(
+            "\t<SR>\n\t\t<UUID>{}</UUID>\n",
+            xml_escape(&record.uuid)
+        ));
+        for key in ["target", "targetIQN"] {
+            if let Some(v) = record.sm_config.get(key) {
+                xml.push_str(&format!("\t\t<{key}>{}</{key}>\n", xml_escape(v)));
+            }
+        }
+        xml.push_str("\t</SR>\n");
+    }
+    xml.push_str("</SRlist>\n");
+    Ok(xml)
+}
+
+/// Whether an existing SR's `sm_config` describes the storage this call names.
+fn same_storage(ctx: &Ctx<'_>, sm_config: &BTreeMap<String, String>) -> bool {
+    match ctx.sr_type {
+        SrType::Iscsi => {
+            sm_config.get("targetIQN").map(String::as_str) == ctx.call.config("targetIQN")
+        }
+        SrType::Hba => {
+            sm_config.get("SCSIid").map(String::as_str).unwrap_or("")
+                == ctx.call.config("SCSIid").unwrap_or("")
+        }
+    }
+}
+
+pub fn create(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    let sr_ref = ctx.sr_ref()?;
+    let xapi = ctx.xapi()?;
+    for (other, record) in xapi.all_srs()? {
+        if other.as_str() != sr_ref
+            && record.sr_type == ctx.sr_type.as_str()
+            && same_storage(ctx, &record.sm_config)
+        {
+            return Err(SrError::with(
+                Code::SRInUse,
+                format!(
+                    "SR {} ({}) already uses this storage",
+                    record.uuid, record.name_label
+                ),
+            ));
+        }
+    }
+    // Check the storage answers before the SR exists; xapi plugs every PBD next.
+    let mut sm_config: Vec<(&str, String)> =
+        vec![("disktype", "Raw".into()), ("multipathable", "true".into())];
+    match ctx.sr_type {
+        SrType::Iscsi => {
+            let config = iscsi::Config::read(ctx)?;
+            let probe_user = format!("create-{}", std::process::id());
+            let targets = iscsi::attach(ctx, &config, ctx.setting()?, &probe_user)?;
+            iscsi::detach(ctx, &targets, &probe_user)?;
+            sm_config.push(("datatype", "ISCSI".into()));
+            sm_config.push(("target", config.portals[0].address.clone()));
+            sm_config.push(("targetIQN", config.target_iqn.clone().unwrap_or_default()));
+        }
+        SrType::Hba => {
+            hba::rescan(ctx)?;
+            sm_config.push(("datatype", "HBA".into()));
+            if let Some(id) = ctx.call.config("SCSIid") {
+                sm_config.push(("SCSIid", id.to_string()));
+            }
+        }
+    }
+    for (key, value) in sm_config {
+        xapi.put_sr_sm_config(sr_ref, key, &value)?;
+    }
+    Ok(())
+}
+
+pub fn delete(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    // The LUNs stay on the array: deleting the SR only lets go of them on this host.
+    let sr_uuid = ctx.sr_uuid()?.to_string();
+    unplug(ctx, &sr_uuid)
+}
+
+pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    ctx.attached().map(drop)
+}
+
+pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    if !ctx.is_master() {
+        return Err(SrError::with(
+            Code::SRScan,
+            "sr_scan must run on the SR master (device_config:SRmaster is not true)",
+        ));
+    }
+    let plugged = ctx.attached()?;
+    if ctx.sr_type == SrType::Hba {
+        hba::rescan(ctx)?;
+    }
+    sync_vdis(ctx, &plugged)
+}
+
+/// Brings the SR's VDIs in step with its LUNs: a VDI for each LUN (`VDI.db_introduce`), and
+/// the VDIs of LUNs gone forgotten (`VDI.db_forget`), except a LUN still attached here.
+fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
+    let xapi = ctx.xapi()?;
+    let sr_ref = ctx.sr_ref()?;
+    let found = luns_of(ctx, plugged);
+    let existing = xapi.vdis_of(sr_ref)?;
+    let known: BTreeSet<String> = existing.values().map(|v| v.uuid.clone()).collect();
+    let wanted: BTreeSet<String> = found.iter().map(|l| luns::vdi_uuid(&l.scsiid)).collect();
+    for lun in &found {
+        let uuid = luns::vdi_uuid(&lun.scsiid);
+        if known.contains(&uuid) {
+            continue;
+        }
+        introduce(ctx, lun)?;
+    }
+    let attached: BTreeSet<String> = ctx
+        .activator
+        .in_use_by(&plugged.sr_uuid)
+        .into_iter()
+        .map(|r| r.vdi_uuid)
+        .collect();
+    for (vdi, record) in existing {
+        if !wanted.contains(&record.uuid) && !attached.contains(&record.uuid) {
+            tracing::info!(
+                "LUN {} is gone: forgetting VDI {}",
+                record.location,
+                record.uuid
+            );
+            xapi.forget_vdi(&vdi)?;
+        }
+    }
+    Ok(())
+}
+
+/// The VDI record of a LUN.
+pub fn introduce(ctx: &Ctx<'_>, lun: &Lun) -> Result<String, SrError> {
+    let uuid = luns::vdi_uuid(&lun.scsiid);
+    let sm_config: BTreeMap<String, String> = [
+        ("SCSIid", lun.scsiid.clone()),
+        ("LUNid", lun.lun_id.to_string()),
+        ("backend-kind", "vbd".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let label = format!("LUN {} ({} {})", lun.lun_id, lun.vendor, lun.model);
+    let description = format!("SCSIid {}, {} bytes", lun.scsiid, lun.size_bytes);
+    tracing::info!("introducing VDI {uuid} for LUN {}", lun.scsiid);
+    ctx.xapi()?.introduce_vdi(
+        &uuid,
+        &label,
+        &description,
+        ctx.sr_ref()?,
+        &lun.scsiid,
+        &sm_config,
+        i64::try_from(lun.size_bytes).unwrap_or(i64::MAX),
+    )?;
+    Ok(uuid)
+}

@@ -1,0 +1,237 @@
+//! The VDI commands. A VDI is a LUN (its location is the SCSIid).
+//!
+//! `vdi_attach` takes the LUN into use on this host (a multipath map when the SR was plugged
+//! with multipathing, see [`crate::multipath::activation`]) and answers xapi's attach struct:
+//! `params` is the device, `params_nbd` empty (no tapdisk: the VM gets the LUN). It then
+//! publishes the LUN's `[active, max]` on this host's PBD. `vdi_detach` releases it and drops
+//! the key. `vdi_generate_config` / `vdi_attach_from_config` are the HA statefile path: the
+//! whole attach, multipath setting included, travels in the generated call, so it works at
+//! boot without xapi.
+
+use crate::drivers::luns::{self};
+use crate::drivers::{Ctx, SrType, iscsi, sr};
+use crate::errors::{Code, SrError};
+use crate::host::attached;
+use crate::host::inuse::{Registry, Stage};
+use crate::multipath::activation::LunUse;
+use crate::multipath::counts::{self, PbdKeys};
+use crate::smapi::call::StringMap;
+use crate::smapi::response::{string_struct, structure};
+use dxr::Value;
+
+/// The LUN of the VDI of the call.
+fn scsiid(ctx: &Ctx<'_>) -> Result<String, SrError> {
+    let call = ctx.call;
+    call.vdi_location
+        .as_deref()
+        .filter(|l| !l.is_empty())
+        .or_else(|| call.vdi_sm_config.get("SCSIid").map(String::as_str))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            SrError::with(
+                Code::MultipathDeviceNoScsiid,
+                format!(
+                    "{}: VDI {} has no location (its SCSIid)",
+                    call.command,
+                    call.vdi_uuid.as_deref().unwrap_or("?")
+                ),
+            )
+        })
+}
+
+fn lun_use(ctx: &Ctx<'_>, scsiid: &str) -> Result<LunUse, SrError> {
+    Ok(LunUse {
+        scsiid: scsiid.to_string(),
+        sr_uuid: ctx.sr_uuid()?.to_string(),
+        vdi_uuid: ctx
+            .call
+            .vdi_uuid
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| luns::vdi_uuid(scsiid)),
+    })
+}
+
+/// xapi's attach struct.
+fn attach_result(device: &str, vdi_uuid: &str) -> Value {
+    structure([
+        ("params", Value::String(device.to_string())),
+        ("params_nbd", Value::String(String::new())),
+        ("xenstore_data", string_struct([("vdi-uuid", vdi_uuid)])),
+    ])
+}
+
+pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
+    let plugged = ctx.attached()?;
+    let scsiid = scsiid(ctx)?;
+    let lun = lun_use(ctx, &scsiid)?;
+    let active = ctx.activator.activate(&lun, plugged.multipath())?;
+    if ctx.call.session_ref.is_some() {
+        // The device is attached; a count xapi did not take must not fail the VM's start
+        // (the agent publishes it again).
+        if let Err(e) = publish(ctx, &scsiid, active.multipath) {
+            tracing::warn!("LUN {scsiid} attached, but its path count was not published: {e}");
+        }
+    }
+    Ok(attach_result(&active.device, &lun.vdi_uuid))
+}
+
+/// `mpath-<SCSIid>` (and `multipathed`) on this host's PBD.
+fn publish(ctx: &Ctx<'_>, scsiid: &str, multipath: bool) -> Result<(), SrError> {
+    if !multipath {
+        return Ok(());
+    }
+    let Some(map) = ctx.activator.map(scsiid)? else {
+        return Ok(());
+    };
+    let value = counts::value_of(&ctx.root, &map);
+    tracing::info!("LUN {scsiid}: {value} paths ({})", map.describe());
+    if let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? {
+        keys.put(&counts::mpath_key(scsiid), &value)?;
+        keys.put(counts::MULTIPATHED, "true")?;
+    }
+    Ok(())
+}
+
+pub fn detach(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    let scsiid = scsiid(ctx)?;
+    ctx.activator.release(&scsiid)?;
+    if ctx.call.session_ref.is_some() {
+        let unpublish = || -> Result<(), SrError> {
+            if let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? {
+                keys.remove(&counts::mpath_key(&scsiid))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = unpublish() {
+            tracing::warn!("LUN {scsiid} released, but its path count stays on the PBD: {e}");
+        }
+    }
+    Ok(())
+}
+
+pub fn activate(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    let scsiid = scsiid(ctx)?;
+    match Registry::new(&ctx.root).get(&scsiid) {
+        Ok(Some(record)) if record.stage == Stage::Attached => Ok(()),
+        Ok(_) => Err(SrError::with(
+            Code::VDIUnavailable,
+            format!("LUN {scsiid} is not attached on this host: vdi_attach first"),
+        )),
+        Err(e) => Err(SrError::with(
+            Code::SMGeneral,
+            format!("reading the in-use registry: {e}"),
+        )),
+    }
+}
+
+pub fn epoch_begin(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    if ctx.call.vdi_on_boot.as_deref() == Some("reset") {
+        return Err(SrError::with(
+            Code::Unimplemented,
+            "on-boot=reset needs a snapshot of the disk; a raw LUN has none",
+        ));
+    }
+    Ok(())
+}
+
+pub fn introduce(ctx: &Ctx<'_>) -> Result<Value, SrError> {
+    let plugged = ctx.attached()?;
+    let scsiid = ctx
+        .call
+        .vdi_sm_config
+        .get("SCSIid")
+        .cloned()
+        .or_else(|| ctx.call.vdi_location.clone().filter(|l| !l.is_empty()))
+        .ok_or_else(|| {
+            SrError::with(
+                Code::ConfigSCSIid,
+                "vdi_introduce: give sm-config:SCSIid or the location",
+            )
+        })?;
+    let uuid = luns::vdi_uuid(&scsiid);
+    let exists = ctx
+        .xapi()?
+        .vdis_of(ctx.sr_ref()?)?
+        .values()
+        .any(|v| v.uuid == uuid);
+    if !exists {
+        let lun = sr::luns_of(ctx, &plugged)
+            .into_iter()
+            .find(|l| l.scsiid == scsiid)
+            .ok_or_else(|| {
+                SrError::with(
+                    Code::ConfigSCSIid,
+                    format!("no LUN {scsiid} is visible in this SR on this host"),
+                )
+            })?;
+        sr::introduce(ctx, &lun)?;
+    }
+    Ok(string_struct([
+        ("uuid", uuid.as_str()),
+        ("location", scsiid.as_str()),
+    ]))
+}
+
+/// The call `vdi_attach_from_config` will get: the SR's `device_config` with the multipath
+/// setting, the initiator IQN and a plain CHAP password (from a secret) in it.
+pub fn generate_config(ctx: &Ctx<'_>) -> Result<Value, SrError> {
+    let setting = ctx.setting()?;
+    let mut dconf: StringMap = ctx.call.device_config.clone();
+    dconf.insert("multipathing".into(), setting.multipathing_value().into());
+    dconf.insert("multipathhandle".into(), setting.handle.as_str().into());
+    if ctx.sr_type == SrType::Iscsi {
+        if !dconf.contains_key("localIQN")
+            && let Some(iqn) = ctx.host_other_config()?.get("iscsi_iqn")
+        {
+            dconf.insert("localIQN".into(), iqn.clone());
+        }
+        if let Some(chap) = iscsi::Config::read(ctx)?.chap {
+            dconf.remove("chappassword_secret");
+            dconf.insert("chappassword".into(), chap.secret);
+        }
+    }
+    let scsiid = scsiid(ctx)?;
+    let text = |s: &str| Value::String(s.to_string());
+    let members = structure([
+        ("command", text("vdi_attach_from_config")),
+        ("args", Value::Array(Vec::new())),
+        (
+            "device_config",
+            Value::Struct(
+                dconf
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ),
+        ),
+        ("sr_uuid", text(ctx.sr_uuid()?)),
+        ("vdi_uuid", text(ctx.call.vdi_uuid.as_deref().unwrap_or(""))),
+        ("vdi_location", text(&scsiid)),
+        ("host_ref", text(ctx.call.host_ref.as_deref().unwrap_or(""))),
+    ]);
+    let call = dxr::MethodCall {
+        name: "vdi_attach_from_config".into(),
+        params: vec![members],
+    };
+    call.to_xml()
+        .map(Value::String)
+        .map_err(|_| SrError::with(Code::SMGeneral, "could not write the generated config"))
+}
+
+/// The generated call: plug the SR as its config says (no xapi), then attach the LUN.
+pub fn attach_from_config(ctx: &Ctx<'_>) -> Result<Value, SrError> {
+    let sr_uuid = ctx.sr_uuid()?.to_string();
+    let plugged = match attached::get(&ctx.root, &sr_uuid).ok().flatten() {
+        Some(p) => p,
+        None => sr::plug(ctx, &sr_uuid, ctx.setting()?)?,
+    };
+    let scsiid = scsiid(ctx)?;
+    let lun = lun_use(ctx, &scsiid)?;
+    let active = ctx.activator.activate(&lun, plugged.multipath())?;
+    Ok(attach_result(&active.device, &lun.vdi_uuid))
+}
+
+pub fn detach_from_config(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    ctx.activator.release(&scsiid(ctx)?)
+}
