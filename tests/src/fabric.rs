@@ -210,6 +210,11 @@ pub struct HostPort {
     pub adapter: Option<String>,
     pub wwnn: Option<String>,
     pub wwpn: Option<String>,
+    /// An iSCSI session reaches the one portal it logged in to; an HBA reaches every
+    /// FC/SAS target port (and no iSCSI portal).
+    pub reach: Option<PortRef>,
+    /// A logged-out session's SCSI host is gone; its number is never reused.
+    pub removed: bool,
     next_target: u32,
 }
 
@@ -292,6 +297,8 @@ impl Fabric {
             adapter,
             wwnn,
             wwpn,
+            reach: None,
+            removed: false,
             next_target: 0,
         });
         self.touch();
@@ -303,6 +310,66 @@ impl Fabric {
     pub fn set_adapter(&mut self, port: HostPortId, adapter: Option<String>) {
         self.host_ports[port.0].adapter = adapter;
         self.touch();
+    }
+
+    /// An iSCSI login to one portal: the kernel makes a new SCSI host for the session and
+    /// scans it. Returns the session's host port and the disks found.
+    pub fn login_iscsi(&mut self, port: PortRef) -> (HostPortId, Vec<DeviceId>) {
+        let hp = self.add_host_port(Transport::Iscsi);
+        self.host_ports[hp.0].reach = Some(port);
+        let found = self.scan_host_port(hp);
+        self.touch();
+        (hp, found)
+    }
+
+    /// An iSCSI logout: the session's disks and its SCSI host go away.
+    pub fn logout_iscsi(&mut self, hp: HostPortId) {
+        let gone: Vec<usize> = (0..self.devices.len())
+            .filter(|&i| self.devices[i].present && self.devices[i].host_port == hp)
+            .collect();
+        for i in gone {
+            self.remove_device_at(i);
+        }
+        self.rports.retain(|(h, _), _| *h != hp);
+        self.host_ports[hp.0].removed = true;
+        self.touch();
+    }
+
+    /// The initiator ports, by id (removed ones included).
+    pub fn host_ports(&self) -> &[HostPort] {
+        &self.host_ports
+    }
+
+    /// Every iSCSI target port: where it is, its portal and its target IQN.
+    pub fn iscsi_ports(&self) -> Vec<(PortRef, &PortSpec)> {
+        let mut found = Vec::new();
+        for (a, array) in self.arrays.iter().enumerate() {
+            for (c, controller) in array.spec.controllers.iter().enumerate() {
+                for (p, port) in controller.ports.iter().enumerate() {
+                    if port.portal.is_some() && port.target_iqn.is_some() {
+                        found.push((
+                            PortRef {
+                                array: a,
+                                controller: c,
+                                port: p,
+                            },
+                            port,
+                        ));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Whether a target port answers now (its controller in, its link up).
+    pub fn port_up(&self, port: PortRef) -> bool {
+        self.port_reachable(port)
+    }
+
+    /// The target port an initiator port reaches, for an iSCSI session.
+    pub fn port_spec(&self, port: PortRef) -> &PortSpec {
+        &self.arrays[port.array].spec.controllers[port.controller].ports[port.port]
     }
 
     pub fn add_array(&mut self, spec: ArraySpec) -> ArrayId {
@@ -336,22 +403,38 @@ impl Fabric {
     pub fn scan(&mut self) -> Vec<DeviceId> {
         let mut found = Vec::new();
         for hp in 0..self.host_ports.len() {
-            for a in 0..self.arrays.len() {
-                for c in 0..self.arrays[a].spec.controllers.len() {
-                    for p in 0..self.arrays[a].spec.controllers[c].ports.len() {
-                        let port = PortRef {
-                            array: a,
-                            controller: c,
-                            port: p,
-                        };
-                        if !self.port_reachable(port) {
-                            continue;
-                        }
-                        for l in 0..self.arrays[a].luns.len() {
-                            let lun = LunId { array: a, index: l };
-                            if let Some(id) = self.attach(HostPortId(hp), port, lun) {
-                                found.push(id);
-                            }
+            found.extend(self.scan_host_port(HostPortId(hp)));
+        }
+        found
+    }
+
+    /// One SCSI host scans (`echo '- - -' > /sys/class/scsi_host/hostN/scan`).
+    pub fn scan_host_port(&mut self, hp: HostPortId) -> Vec<DeviceId> {
+        let mut found = Vec::new();
+        if self.host_ports[hp.0].removed {
+            return found;
+        }
+        let reach = self.host_ports[hp.0].reach;
+        for a in 0..self.arrays.len() {
+            for c in 0..self.arrays[a].spec.controllers.len() {
+                for p in 0..self.arrays[a].spec.controllers[c].ports.len() {
+                    let port = PortRef {
+                        array: a,
+                        controller: c,
+                        port: p,
+                    };
+                    let iscsi_port = self.arrays[a].spec.controllers[c].ports[p].portal.is_some();
+                    let reaches = match reach {
+                        Some(only) => only == port,
+                        None => !iscsi_port,
+                    };
+                    if !reaches || !self.port_reachable(port) {
+                        continue;
+                    }
+                    for l in 0..self.arrays[a].luns.len() {
+                        let lun = LunId { array: a, index: l };
+                        if let Some(id) = self.attach(hp, port, lun) {
+                            found.push(id);
                         }
                     }
                 }
@@ -363,22 +446,26 @@ impl Fabric {
         found
     }
 
-    /// Removes a controller, as when a storage controller module is pulled: the kernel
-    /// deletes every disk behind its ports.
+    /// Removes a controller, as when a storage controller module is pulled: on FC and SAS
+    /// the kernel deletes every disk behind its ports; an iSCSI session to one of its
+    /// portals stays (in recovery) with its disks, which stop answering.
     pub fn pull_controller(&mut self, array: ArrayId, controller: &str) {
         let c = self.controller_index(array, controller);
         self.arrays[array.0].present[c] = false;
+        let behind = |d: &Device| d.port.array == array.0 && d.port.controller == c;
         let gone: Vec<usize> = (0..self.devices.len())
             .filter(|&i| {
                 let d = &self.devices[i];
-                d.present && d.port.array == array.0 && d.port.controller == c
+                d.present && behind(d) && self.host_ports[d.host_port.0].reach.is_none()
             })
             .collect();
         for i in gone {
             self.remove_device_at(i);
         }
-        self.rports
-            .retain(|(_, port), _| !(port.array == array.0 && port.controller == c));
+        let sessions: Vec<bool> = self.host_ports.iter().map(|h| h.reach.is_some()).collect();
+        self.rports.retain(|(hp, port), _| {
+            sessions[hp.0] || !(port.array == array.0 && port.controller == c)
+        });
         self.touch();
     }
 
