@@ -430,7 +430,7 @@ pub(super) fn answer(world: &mut World, cmd: &str, root: bool, busy: &mut u32) -
         *busy -= 1;
         return Reply::text(format!("{}timeout\n", prefix(style)));
     }
-    let World { fabric, daemon } = world;
+    let World { fabric, daemon, .. } = world;
     daemon.sync(fabric);
     let result = run(fabric, daemon, &parsed);
     daemon.sync(fabric);

@@ -480,6 +480,11 @@ impl Daemon {
         self.maps.insert(index, map);
     }
 
+    /// `reconfigure` (multipath-tools 0.9 `configure`): every map is rebuilt from the paths
+    /// the configuration allows; a map the configuration no longer allows (with
+    /// `find_multipaths strict`, a WWID no longer in the wwids file) is flushed unless it is
+    /// open, and an open one is kept and its WWID written back (`coalesce_maps`, then
+    /// `remember_wwid` for every map kept).
     pub(crate) fn reconfigure(&mut self, fabric: &Fabric) {
         for state in self.paths.values_mut() {
             state.operator_failed = None;
@@ -489,12 +494,22 @@ impl Daemon {
             .iter()
             .map(|id| fabric.lun(fabric.device(*id).lun).wwid.clone())
             .collect();
+        for index in (0..self.maps.len()).rev() {
+            let wwid = self.maps[index].wwid.clone();
+            let allowed = candidates.contains(&wwid) && self.should_multipath(&wwid);
+            if !allowed && self.maps[index].open == 0 {
+                self.maps.remove(index);
+            }
+        }
         for wwid in candidates {
             if self.maps.iter().any(|m| m.wwid == wwid) {
                 self.reload(fabric, &wwid);
             } else if self.should_multipath(&wwid) {
                 self.create_map(fabric, &wwid);
             }
+        }
+        for wwid in self.map_wwids() {
+            self.remember_wwid(&wwid);
         }
         self.touch();
     }

@@ -24,11 +24,32 @@ use std::time::Duration;
 /// multipathd's request buffer.
 const MAX_CMD_LEN: usize = 512;
 
+/// Told of the world after every change: how a simulated host renders the fabric and the
+/// maps into its files (`/sys`, `/dev/mapper`), as the kernel and udev would.
+pub type Observer = Box<dyn FnMut(&Fabric, &Daemon) + Send>;
+
 /// The fabric and the daemon's view of it.
-#[derive(Debug)]
 pub struct World {
     pub fabric: Fabric,
     pub daemon: Daemon,
+    observer: Option<Observer>,
+}
+
+impl World {
+    fn notify(&mut self) {
+        if let Some(observer) = self.observer.as_mut() {
+            observer(&self.fabric, &self.daemon);
+        }
+    }
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("fabric", &self.fabric)
+            .field("daemon", &self.daemon)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Misbehaviour to inject, each for the next N requests.
@@ -80,7 +101,11 @@ impl MultipathdSim {
         daemon.sync(&fabric);
         let shared = Arc::new(Shared {
             socket: socket.to_string(),
-            world: Mutex::new(World { fabric, daemon }),
+            world: Mutex::new(World {
+                fabric,
+                daemon,
+                observer: None,
+            }),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -109,9 +134,17 @@ impl MultipathdSim {
     pub fn with<R>(&self, change: impl FnOnce(&mut World) -> R) -> R {
         let mut world = lock(&self.shared.world);
         let result = change(&mut world);
-        let World { fabric, daemon } = &mut *world;
+        let World { fabric, daemon, .. } = &mut *world;
         daemon.sync(fabric);
+        world.notify();
         result
+    }
+
+    /// Sets the observer told of the world after every change (and once now).
+    pub fn observe(&self, observer: Observer) {
+        let mut world = lock(&self.shared.world);
+        world.observer = Some(observer);
+        world.notify();
     }
 
     /// Changes the fabric (pull a controller, cut a port, …).
@@ -223,7 +256,12 @@ fn serve(mut stream: UnixStream, shared: &Shared) {
             let raw = take_one(&mut faults.raw);
             let stall = take_one(&mut faults.stall);
             let mut busy = faults.timeouts;
-            let reply = cli::answer(&mut lock(&shared.world), &cmd, root, &mut busy);
+            let reply = {
+                let mut world = lock(&shared.world);
+                let reply = cli::answer(&mut world, &cmd, root, &mut busy);
+                world.notify();
+                reply
+            };
             faults.timeouts = busy;
             (raw, stall, reply)
         };
