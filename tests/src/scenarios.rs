@@ -160,3 +160,57 @@ pub fn large_fabric(luns: usize) -> Fabric {
     fabric.scan();
     fabric
 }
+
+/// The target IQN of [`iscsi_fabric`].
+pub const ISCSI_TARGET: &str = "iqn.2026-01.com.example:array1";
+/// Its portals: one per controller.
+pub const ISCSI_PORTALS: [&str; 2] = ["192.0.2.101:3260", "192.0.2.102:3260"];
+
+/// A dual-controller ALUA iSCSI array (like LIO with two target port groups): one portal
+/// per controller, both serving the same target; `luns` LUNs of 16 GiB. The host has no
+/// session yet: a driver logs in.
+pub fn iscsi_fabric(luns: usize) -> (Fabric, ArrayId) {
+    let mut fabric = Fabric::new();
+    let portal = |name: &str, tpg: u16, at: &str| PortSpec {
+        target_iqn: Some(ISCSI_TARGET.into()),
+        portal: Some(at.into()),
+        ..PortSpec::new(name, tpg)
+    };
+    let array = fabric.add_array(ArraySpec {
+        vendor: "LIO-ORG".into(),
+        product: "lun".into(),
+        revision: "4.0".into(),
+        controllers: vec![
+            ControllerSpec {
+                name: "CTRL-A".into(),
+                ports: vec![portal("A-eth1", 1, ISCSI_PORTALS[0])],
+            },
+            ControllerSpec {
+                name: "CTRL-B".into(),
+                ports: vec![portal("B-eth1", 2, ISCSI_PORTALS[1])],
+            },
+        ],
+        tpgs: vec![
+            (1, AluaState::ActiveOptimized),
+            (2, AluaState::ActiveNonOptimized),
+        ],
+        standby_tur: StandbyTur::Ghost,
+        policy: Policy {
+            features: "1 queue_if_no_path".into(),
+            no_path_retry: NoPathRetry::Retries(12),
+            ..Policy::alua("service-time 0")
+        },
+    });
+    for i in 0..luns {
+        fabric.add_lun(
+            array,
+            LunSpec {
+                lun: i as u64,
+                wwid: format!("36001405{i:024x}"),
+                size_bytes: 16 << 30,
+                serial: format!("lio{i:08}"),
+            },
+        );
+    }
+    (fabric, array)
+}

@@ -228,6 +228,11 @@ impl Daemon {
         self.maps.iter().map(|m| m.wwid.clone()).collect()
     }
 
+    /// The names of the daemon's maps (the WWIDs without user_friendly_names).
+    pub fn map_names(&self) -> Vec<String> {
+        self.maps.iter().map(|m| m.alias.clone()).collect()
+    }
+
     /// Marks a map open (as a VM's tapdisk opens it) or closes it again.
     pub fn set_open(&mut self, wwid: &str, open: bool) -> bool {
         match self.maps.iter_mut().find(|m| m.wwid == wwid) {

@@ -1,0 +1,245 @@
+//! A simulated host: a host root under a directory, kept as the kernel and udev would keep
+//! it for a [`Fabric`], a [`MultipathdSim`] on a socket of its own with its wwids file in the
+//! root, the programs a driver runs (`iscsiadm`, `udevadm`, `systemctl`, through the
+//! stand-ins of [`relay`]) and a syslog socket at `dev/log`.
+//!
+//! The real driver runs against it unchanged: `SM_RS_ROOT` is the root,
+//! `MULTIPATH_SOCKET_NAME` the daemon's socket, the stand-ins come first in `PATH`.
+//!
+//! Known differences from a real host, each harmless to what is tested: a write to a SCSI
+//! host's `scan` is carried out at the next `udevadm settle` rather than during the write
+//! (the driver settles after every scan); device nodes are plain files.
+
+pub mod kernel;
+pub mod relay;
+pub mod render;
+pub mod syslog;
+
+use crate::fabric::Fabric;
+use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, World};
+use kernel::{Iscsi, Kernel, Request};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How to make a simulated host.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    /// The directory that becomes the host root (created).
+    pub root: PathBuf,
+    /// The multipathd socket (`@name` abstract).
+    pub socket: String,
+    /// The daemon's configuration; `wwids_file` is set to the root's.
+    pub daemon: DaemonConfig,
+}
+
+impl HostSpec {
+    /// Our multipath.conf drop-in: `find_multipaths strict`, WWIDs in `etc/multipath/wwids`.
+    pub fn new(root: impl Into<PathBuf>, socket: impl Into<String>) -> Self {
+        Self {
+            root: root.into(),
+            socket: socket.into(),
+            daemon: DaemonConfig {
+                find_multipaths: FindMultipaths::Strict,
+                ..DaemonConfig::default()
+            },
+        }
+    }
+}
+
+/// A running simulated host; everything stops when dropped.
+pub struct HostSim {
+    root: PathBuf,
+    mpd: Arc<MultipathdSim>,
+    pub iscsi: Arc<Mutex<Iscsi>>,
+    udev_held: Arc<AtomicBool>,
+    syslog: syslog::Syslog,
+    stop: Arc<AtomicBool>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl HostSim {
+    pub fn start(fabric: Fabric, spec: HostSpec) -> std::io::Result<Self> {
+        let root = spec.root.clone();
+        std::fs::create_dir_all(&root)?;
+        for dir in [
+            "sys/block",
+            "sys/class/scsi_host",
+            "dev/mapper",
+            "dev/disk/by-id",
+            "etc/multipath",
+            "run",
+        ] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        let mut daemon = spec.daemon.clone();
+        daemon.wwids_file = Some(root.join("etc/multipath/wwids"));
+        let mpd = Arc::new(MultipathdSim::start_at(&spec.socket, fabric, daemon)?);
+        let udev_held = Arc::new(AtomicBool::new(false));
+        let mut renderer = render::Renderer::new(&root, Arc::clone(&udev_held));
+        mpd.observe(Box::new(move |fabric, daemon| {
+            renderer.render(fabric, daemon)
+        }));
+        let syslog = syslog::Syslog::start(&root)?;
+        let iscsi = Arc::new(Mutex::new(Iscsi::default()));
+        let kernel = Arc::new(Kernel {
+            root: root.clone(),
+            mpd: Arc::clone(&mpd),
+            iscsi: Arc::clone(&iscsi),
+        });
+        let socket = root.join(relay::SOCKET);
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket)?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("host-sim".into())
+                .spawn(move || serve(listener, kernel, stop))?
+        };
+        Ok(Self {
+            root,
+            mpd,
+            iscsi,
+            udev_held,
+            syslog,
+            stop,
+            server: Some(server),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn multipathd(&self) -> &MultipathdSim {
+        &self.mpd
+    }
+
+    /// What to put in `MULTIPATH_SOCKET_NAME`.
+    pub fn socket_name(&self) -> &str {
+        self.mpd.socket_name()
+    }
+
+    /// Changes the fabric (pull a controller, cut a port, add a LUN, …).
+    pub fn fabric<R>(&self, change: impl FnOnce(&mut Fabric) -> R) -> R {
+        self.mpd.fabric(change)
+    }
+
+    /// Changes the world (the fabric and the daemon).
+    pub fn with<R>(&self, change: impl FnOnce(&mut World) -> R) -> R {
+        self.mpd.with(change)
+    }
+
+    /// A VM's tapdisk opens (or closes) a map, so multipathd refuses to remove it.
+    pub fn set_open(&self, wwid: &str, open: bool) -> bool {
+        self.mpd.with(|w| w.daemon.set_open(wwid, open))
+    }
+
+    /// The daemon's maps, by name.
+    pub fn maps(&self) -> Vec<String> {
+        self.mpd.with(|w| w.daemon.map_names())
+    }
+
+    /// Holds udev: maps made meanwhile get no `dev/mapper` node until released.
+    pub fn hold_udev(&self, held: bool) {
+        self.udev_held.store(held, Ordering::SeqCst);
+        if !held {
+            self.mpd.with(|_| {});
+        }
+    }
+
+    /// An iSCSI target that demands CHAP.
+    pub fn require_chap(&self, target_iqn: &str, user: &str, secret: &str) {
+        if let Ok(mut iscsi) = self.iscsi.lock() {
+            iscsi
+                .chap
+                .insert(target_iqn.into(), (user.into(), secret.into()));
+        }
+    }
+
+    /// The iSCSI sessions: (target, portal).
+    pub fn iscsi_sessions(&self) -> Vec<(String, String)> {
+        self.iscsi
+            .lock()
+            .map(|i| i.sessions.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every program the driver ran here, as `program args…`.
+    pub fn programs_run(&self) -> Vec<String> {
+        self.iscsi
+            .lock()
+            .map(|i| {
+                i.runs
+                    .iter()
+                    .map(|(p, a)| format!("{p} {}", a.join(" ")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every syslog datagram received.
+    pub fn syslog_lines(&self) -> Vec<String> {
+        self.syslog.lines()
+    }
+
+    /// The WWIDs listed in the wwids file.
+    pub fn wwids(&self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join("etc/multipath/wwids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix('/').and_then(|l| l.strip_suffix('/')))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for HostSim {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+fn serve(listener: UnixListener, kernel: Arc<Kernel>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let kernel = Arc::clone(&kernel);
+                let _ = std::thread::Builder::new()
+                    .name("host-sim-program".into())
+                    .spawn(move || {
+                        let _ = stream.set_nonblocking(false);
+                        let mut reader = BufReader::new(&stream);
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).is_err() {
+                            return;
+                        }
+                        let reply = match serde_json::from_str::<Request>(&line) {
+                            Ok(request) => kernel.run(&request),
+                            Err(e) => kernel::Reply {
+                                status: 2,
+                                stdout: String::new(),
+                                stderr: format!("bad request: {e}\n"),
+                            },
+                        };
+                        let mut text = serde_json::to_string(&reply).unwrap_or_default();
+                        text.push('\n');
+                        let _ = (&stream).write_all(text.as_bytes());
+                    });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! A pool on the simulated default, ready for the driver: an [`XapiSim`] pool of N hosts,
+//! each host a [`HostSim`] with its own view of the storage, the driver installed in xapi's
+//! driver directory as `LUNoISCSISR` and `LUNoHBASR`, and the stand-ins first in `PATH`.
+//! The driver runs as xapi runs it, with `SM_RS_ROOT`, `MULTIPATH_SOCKET_NAME` and
+//! `SM_RS_XAPI` pointing at its host's simulators.
+//!
+//! Operations are the ones an administrator uses (`xe sr-create`, `pbd-plug`, …), made over
+//! XenAPI with the real client, or in process where xapi itself acts (a VBD plug attaching
+//! a VDI).
+
+use crate::fabric::Fabric;
+use crate::host_sim::{HostSim, HostSpec, relay};
+use crate::multipathd_sim::ReplyStyle;
+use crate::xapi_sim::{StringMap, XapiSim};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use xenapi::api::{host, pbd, sr};
+use xenapi::refs::{Host, Pbd, Sr};
+use xenapi::{Client, Endpoint, Failure, Ref, Session};
+
+/// What the pool looks like.
+pub struct LabSpec {
+    pub hosts: usize,
+    /// Each host's view of the storage (called once per host).
+    pub fabric: Box<dyn Fn() -> Fabric>,
+    /// The executable installed as the drivers.
+    pub driver: PathBuf,
+    /// The executable installed as `iscsiadm`, `udevadm`, `systemctl`.
+    pub standins: PathBuf,
+    pub style: ReplyStyle,
+    /// Extra environment for every driver run (e.g. `SM_RS_LOG=stderr`).
+    pub env: Vec<(String, String)>,
+}
+
+/// One host of the pool.
+pub struct LabHost {
+    pub host_ref: String,
+    pub uuid: String,
+    pub name: String,
+    pub sim: HostSim,
+}
+
+/// A running pool.
+pub struct Lab {
+    pub runtime: tokio::runtime::Runtime,
+    pub xapi: XapiSim,
+    pub hosts: Vec<LabHost>,
+    pub session: Session,
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+fn failure(e: xenapi::Error) -> Failure {
+    match e {
+        xenapi::Error::Failure(f) => f,
+        other => Failure::new("CLIENT_ERROR", [other.to_string()]),
+    }
+}
+
+impl Lab {
+    /// Starts the pool in a fresh temporary directory.
+    pub fn start(spec: LabSpec) -> std::io::Result<Lab> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().to_path_buf();
+        let mut lab = Self::start_in(&dir, spec)?;
+        lab._temp = Some(temp);
+        Ok(lab)
+    }
+
+    /// Starts the pool under `dir` (kept afterwards).
+    pub fn start_in(dir: &Path, spec: LabSpec) -> std::io::Result<Lab> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let drivers = dir.join("sm");
+        let bin = dir.join("bin");
+        for d in [&drivers, &bin] {
+            std::fs::create_dir_all(d)?;
+        }
+        for name in ["LUNoISCSISR", "LUNoHBASR"] {
+            let _ = std::fs::remove_file(drivers.join(name));
+            symlink(&spec.driver, drivers.join(name))?;
+        }
+        for name in relay::PROGRAMS {
+            let _ = std::fs::remove_file(bin.join(name));
+            symlink(&spec.standins, bin.join(name))?;
+        }
+        let socket_prefix = format!("@sm-rs-lab-{}-{n}-", std::process::id());
+        let mut builder = XapiSim::builder()
+            .hosts(spec.hosts)
+            .driver_dir(&drivers)
+            .driver_env(
+                "SM_RS_ROOT",
+                &format!("{}/hosts/{{host_uuid}}", dir.display()),
+            )
+            .driver_env(
+                "MULTIPATH_SOCKET_NAME",
+                &format!("{socket_prefix}{{host_uuid}}"),
+            )
+            .driver_env("SM_RS_XAPI", "{xapi}")
+            .driver_env(
+                "PATH",
+                &format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+            );
+        for (k, v) in &spec.env {
+            builder = builder.driver_env(k, v);
+        }
+        let xapi = builder.build();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let socket = dir.join("xapi.sock");
+        runtime.block_on(xapi.listen_unix(&socket))?;
+        let client = Client::new(Endpoint::Unix(socket));
+        let session = runtime
+            .block_on(Session::login_with_password(
+                &client,
+                "root",
+                "",
+                "1.0",
+                "sm-rs-lab",
+            ))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut hosts = Vec::new();
+        for host_ref in xapi.hosts() {
+            let (uuid, name) = {
+                let db = xapi.db();
+                let row = &db.hosts[&host_ref];
+                (row.uuid.clone(), row.name_label.clone())
+            };
+            let mut host_spec = HostSpec::new(
+                dir.join("hosts").join(&uuid),
+                format!("{socket_prefix}{uuid}"),
+            );
+            host_spec.daemon.style = spec.style;
+            let sim = HostSim::start((spec.fabric)(), host_spec)?;
+            hosts.push(LabHost {
+                host_ref,
+                uuid,
+                name,
+                sim,
+            });
+        }
+        Ok(Lab {
+            runtime,
+            xapi,
+            hosts,
+            session,
+            dir: dir.to_path_buf(),
+            _temp: None,
+        })
+    }
+
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+
+    pub fn host(&self, i: usize) -> &LabHost {
+        &self.hosts[i]
+    }
+
+    /// Sets (`Some`) or removes (`None`) keys of a host's `other_config`.
+    pub fn host_config(&self, i: usize, keys: &[(&str, Option<&str>)]) -> Result<(), Failure> {
+        let h = Ref::<Host>::new(&self.hosts[i].host_ref);
+        self.block_on(async {
+            for (k, v) in keys {
+                match v {
+                    Some(v) => host::put_other_config(&self.session, &h, k, v).await?,
+                    None => host::remove_from_other_config(&self.session, &h, k).await?,
+                }
+            }
+            Ok(())
+        })
+        .map_err(failure)
+    }
+
+    /// `xe sr-create shared=true type=… device-config:…` on the master.
+    pub fn create_sr(
+        &self,
+        sr_type: &str,
+        name: &str,
+        device_config: &[(&str, &str)],
+    ) -> Result<Ref<Sr>, Failure> {
+        let new = sr::NewSr {
+            host: Ref::new(&self.hosts[0].host_ref),
+            device_config: device_config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            physical_size: 0,
+            name_label: name.into(),
+            name_description: String::new(),
+            sr_type: sr_type.into(),
+            content_type: "user".into(),
+            shared: true,
+            sm_config: BTreeMap::new(),
+        };
+        self.block_on(sr::create(&self.session, &new))
+            .map_err(failure)
+    }
+
+    /// `xe sr-probe`: the answer, or the failure (with the driver's stderr in it).
+    pub fn probe(&self, sr_type: &str, device_config: &[(&str, &str)]) -> Result<String, Failure> {
+        let dconf: StringMap = device_config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.block_on(sr::probe(
+            &self.session,
+            &Ref::new(&self.hosts[0].host_ref),
+            &dconf,
+            sr_type,
+            &BTreeMap::new(),
+        ))
+        .map_err(failure)
+    }
+
+    /// The PBD of an SR on a host.
+    pub fn pbd(&self, i: usize, sr: &Ref<Sr>) -> Ref<Pbd> {
+        Ref::new(
+            self.xapi
+                .pbd_of(&self.hosts[i].host_ref, sr.as_str())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// `xe pbd-plug`.
+    pub fn plug(&self, i: usize, sr: &Ref<Sr>) -> Result<(), Failure> {
+        self.block_on(pbd::plug(&self.session, &self.pbd(i, sr)))
+            .map_err(failure)
+    }
+
+    /// `xe pbd-unplug`.
+    pub fn unplug(&self, i: usize, sr: &Ref<Sr>) -> Result<(), Failure> {
+        self.block_on(pbd::unplug(&self.session, &self.pbd(i, sr)))
+            .map_err(failure)
+    }
+
+    /// `xe pbd-param-get param-name=other-config`.
+    pub fn pbd_other_config(&self, i: usize, sr: &Ref<Sr>) -> StringMap {
+        let pbd = self.pbd(i, sr);
+        self.xapi
+            .db()
+            .pbds
+            .get(pbd.as_str())
+            .map(|p| p.other_config.clone())
+            .unwrap_or_default()
+    }
+
+    /// The VDIs of an SR: (ref, uuid, location), by location.
+    pub fn vdis(&self, sr: &Ref<Sr>) -> Vec<(String, String, String)> {
+        let mut vdis: Vec<(String, String, String)> = self
+            .xapi
+            .db()
+            .vdis
+            .iter()
+            .filter(|(_, v)| v.sr == sr.as_str())
+            .map(|(r, v)| (r.clone(), v.uuid.clone(), v.location.clone()))
+            .collect();
+        vdis.sort_by(|a, b| a.2.cmp(&b.2));
+        vdis
+    }
+
+    /// The VDI of a LUN.
+    pub fn vdi_of(&self, sr: &Ref<Sr>, scsiid: &str) -> Option<String> {
+        self.vdis(sr)
+            .into_iter()
+            .find(|(_, _, loc)| loc == scsiid)
+            .map(|(r, _, _)| r)
+    }
+
+    /// A VBD plug on a host: `vdi_attach` then `vdi_activate`; the attach answer.
+    pub fn attach(&self, i: usize, vdi: &str) -> Result<StringMap, Failure> {
+        self.block_on(self.xapi.attach_vdi(&self.hosts[i].host_ref, vdi, true))
+    }
+
+    /// A VBD unplug: `vdi_deactivate` then `vdi_detach`.
+    pub fn detach(&self, i: usize, vdi: &str) -> Result<(), Failure> {
+        self.block_on(self.xapi.detach_vdi(&self.hosts[i].host_ref, vdi))
+    }
+}
