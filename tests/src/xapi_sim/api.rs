@@ -184,7 +184,7 @@ fn arity(class: Class, message: &str) -> Option<(usize, usize)> {
         (Class::Sr, "create") => Some((9, 10)),
         (Class::Sr, "introduce") => Some((7, 8)),
         (Class::Sr, "probe") => Some((5, 5)),
-        (Class::Sr, "scan") => Some((2, 2)),
+        (Class::Sr, "scan" | "update") => Some((2, 2)),
         (Class::Vdi, "db_introduce") => Some((12, 20)),
         (Class::Vdi, "db_forget") => Some((2, 2)),
         (Class::Message, "create") => Some((6, 6)),
@@ -369,6 +369,9 @@ pub(crate) async fn dispatch(
         )
         .await
         .map(Value::String),
+        (Class::Sr, "update") => storage::sr_update(sim, &p.string(1, "sr")?)
+            .await
+            .map(|()| Value::void()),
         (Class::Sr, "scan") => storage::sr_scan(sim, &p.string(1, "sr")?)
             .await
             .map(|()| Value::void()),

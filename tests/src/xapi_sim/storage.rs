@@ -286,6 +286,15 @@ pub(crate) async fn sr_probe(
 }
 
 pub(crate) async fn sr_scan(sim: &XapiSim, sr: &str) -> Result<(), Failure> {
+    sr_master_call(sim, sr, "sr_scan").await
+}
+
+/// `SR.update`: xapi runs `sr_update` on the SR master, as it does `sr_scan`.
+pub(crate) async fn sr_update(sim: &XapiSim, sr: &str) -> Result<(), Failure> {
+    sr_master_call(sim, sr, "sr_update").await
+}
+
+async fn sr_master_call(sim: &XapiSim, sr: &str, command: &str) -> Result<(), Failure> {
     let (call, env, sr_type) = {
         let db = sim.db();
         let row = db.srs.get(sr).ok_or_else(|| handle_invalid("SR", sr))?;
@@ -298,7 +307,7 @@ pub(crate) async fn sr_scan(sim: &XapiSim, sr: &str) -> Result<(), Failure> {
             return Err(Failure::new("SR_NOT_ATTACHED", [sr]));
         }
         (
-            sr_call(&db, &master, sr, "sr_scan", vec![])?,
+            sr_call(&db, &master, sr, command, vec![])?,
             host_env(sim, &db, &master),
             row.sr_type.clone(),
         )
