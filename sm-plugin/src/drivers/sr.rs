@@ -291,8 +291,41 @@ pub fn delete(ctx: &Ctx<'_>) -> Result<(), SrError> {
     unplug(ctx, &sr_uuid)
 }
 
+/// `sr_update` (xe sr-update): brings this host's path counts up to date for every LUN of
+/// the SR in use here, and drops the keys of LUNs no longer in use. The path agent does the
+/// same on every path event; this is the administrator's way to ask for it now.
 pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
-    ctx.attached().map(drop)
+    let plugged = ctx.attached()?;
+    if ctx.call.session_ref.is_none() {
+        return Ok(());
+    }
+    let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? else {
+        return Ok(());
+    };
+    let mut current = BTreeSet::new();
+    if plugged.multipath() {
+        for record in ctx.activator.in_use_by(&plugged.sr_uuid) {
+            if !record.multipath || record.stage != Stage::Attached {
+                continue;
+            }
+            if let Some(map) = ctx.activator.map(&record.scsiid)? {
+                let key = counts::mpath_key(&record.scsiid);
+                keys.put(&key, &counts::value_of(&ctx.root, &map))?;
+                current.insert(key);
+            }
+        }
+        keys.put(counts::MULTIPATHED, "true")?;
+    }
+    for key in keys.mpath_keys() {
+        if !current.contains(&key) {
+            keys.remove(&key)?;
+        }
+    }
+    if ctx.sr_type == SrType::Iscsi {
+        let sessions = iscsi::session_count(ctx, &plugged.targets);
+        keys.put(counts::ISCSI_SESSIONS, &sessions.to_string())?;
+    }
+    Ok(())
 }
 
 pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {
