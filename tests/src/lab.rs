@@ -11,15 +11,18 @@
 use crate::fabric::Fabric;
 use crate::host_sim::{HostSim, HostSpec, relay};
 use crate::multipathd_sim::ReplyStyle;
+use crate::xapi_sim::sm_exec::SmCall;
 use crate::xapi_sim::{StringMap, XapiSim};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use xenapi::api::{host, pbd, sr};
 use xenapi::refs::{Host, Pbd, Sr};
-use xenapi::{Client, Endpoint, Failure, Ref, Session};
+use xenapi::wire::xmlrpc::{self, PlainResponse};
+use xenapi::{Client, Endpoint, Failure, Ref, Session, Value};
 
 /// What the pool looks like.
 pub struct LabSpec {
@@ -46,6 +49,9 @@ pub struct LabHost {
 /// A running pool.
 pub struct Lab {
     pub runtime: tokio::runtime::Runtime,
+    /// xapi's driver directory and the drivers' extra environment (placeholders unfilled).
+    pub driver_dir: PathBuf,
+    pub driver_env: Vec<(String, String)>,
     pub xapi: XapiSim,
     pub hosts: Vec<LabHost>,
     pub session: Session,
@@ -88,6 +94,22 @@ impl Lab {
             symlink(&spec.standins, bin.join(name))?;
         }
         let socket_prefix = format!("@sm-rs-lab-{}-{n}-", std::process::id());
+        let mut driver_env = vec![
+            (
+                "SM_RS_ROOT".to_string(),
+                format!("{}/hosts/{{host_uuid}}", dir.display()),
+            ),
+            (
+                "MULTIPATH_SOCKET_NAME".to_string(),
+                format!("{socket_prefix}{{host_uuid}}"),
+            ),
+            ("SM_RS_XAPI".to_string(), "{xapi}".to_string()),
+            (
+                "PATH".to_string(),
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+            ),
+        ];
+        driver_env.extend(spec.env.iter().cloned());
         let mut builder = XapiSim::builder()
             .hosts(spec.hosts)
             .driver_dir(&drivers)
@@ -146,6 +168,8 @@ impl Lab {
         }
         Ok(Lab {
             runtime,
+            driver_dir: drivers,
+            driver_env,
             xapi,
             hosts,
             session,
@@ -281,4 +305,103 @@ impl Lab {
     pub fn detach(&self, i: usize, vdi: &str) -> Result<(), Failure> {
         self.block_on(self.xapi.detach_vdi(&self.hosts[i].host_ref, vdi))
     }
+}
+
+impl Lab {
+    /// The call xapi would make on host `i` for an SR (and a VDI): `device_config` of the
+    /// host's PBD with `SRmaster`, a fresh session.
+    pub fn sm_call(
+        &self,
+        i: usize,
+        sr: &Ref<Sr>,
+        command: &str,
+        args: &[&str],
+        vdi: Option<&str>,
+    ) -> SmCall {
+        let host = &self.hosts[i].host_ref;
+        let session = self.xapi.login_local("SM");
+        let db = self.xapi.db();
+        let mut device_config = db
+            .pbds
+            .values()
+            .find(|p| p.host == *host && p.sr == sr.as_str())
+            .map(|p| p.device_config.clone())
+            .unwrap_or_default();
+        let master = db.sr_master(sr.as_str()).ok() == Some(host.clone());
+        device_config.insert("SRmaster".into(), master.to_string());
+        let vdi_row = vdi.and_then(|v| db.vdis.get(v));
+        SmCall {
+            host_ref: host.clone(),
+            command: command.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            device_config,
+            session_ref: Some(session),
+            sr_ref: Some(sr.as_str().into()),
+            sr_uuid: db.srs.get(sr.as_str()).map(|s| s.uuid.clone()),
+            vdi_ref: vdi.map(str::to_string),
+            vdi_location: vdi_row.map(|v| v.location.clone()),
+            vdi_uuid: vdi_row.map(|v| v.uuid.clone()),
+            vdi_on_boot: vdi.map(|_| "persist".into()),
+            vdi_allow_caching: vdi.map(|_| "false".into()),
+            ..SmCall::default()
+        }
+    }
+
+    /// The driver as xapi starts it on host `i` (argv[1] = the call), not yet waited for.
+    pub fn spawn_driver(&self, i: usize, sr_type: &str, argv1: &str) -> std::io::Result<Child> {
+        let name = match sr_type {
+            "lunoiscsi" => "LUNoISCSISR",
+            _ => "LUNoHBASR",
+        };
+        let h = &self.hosts[i];
+        let xapi = format!("unix:{}", self.dir.join("xapi.sock").display());
+        let mut command = Command::new(self.driver_dir.join(name));
+        command
+            .arg(argv1)
+            .env_clear()
+            .env("ORIGINATOR", "SM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.driver_env {
+            let v = v
+                .replace("{host_uuid}", &h.uuid)
+                .replace("{host_ref}", &h.host_ref)
+                .replace("{host_name}", &h.name)
+                .replace("{xapi}", &xapi);
+            command.env(k, v);
+        }
+        command.spawn()
+    }
+
+    /// Runs the driver on host `i` with a methodCall text; what it printed, and what xapi
+    /// makes of stdout (a value or a fault code and string).
+    pub fn run_driver(&self, i: usize, sr_type: &str, argv1: &str) -> DriverRun {
+        let output = self
+            .spawn_driver(i, sr_type, argv1)
+            .and_then(|c| c.wait_with_output())
+            .expect("the driver runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let response = match xmlrpc::decode_plain_response(stdout.trim()) {
+            Ok(PlainResponse::Value(v)) => Ok(v),
+            Ok(PlainResponse::Fault { code, string }) => Err((code, string)),
+            Err(e) => Err((-1, format!("not a methodResponse: {e}: {stdout}"))),
+        };
+        DriverRun {
+            status: output.status.code(),
+            stdout,
+            stderr,
+            response,
+        }
+    }
+}
+
+/// One driver run outside xapi.
+#[derive(Debug)]
+pub struct DriverRun {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub response: Result<Value, (i32, String)>,
 }

@@ -206,7 +206,7 @@ pub fn iscsi_fabric(luns: usize) -> (Fabric, ArrayId) {
             array,
             LunSpec {
                 lun: i as u64,
-                wwid: format!("36001405{i:024x}"),
+                wwid: format!("36001405{i:025x}"),
                 size_bytes: 16 << 30,
                 serial: format!("lio{i:08}"),
             },
