@@ -61,6 +61,9 @@ pub struct Faults {
     pub stall: Option<(u32, Duration)>,
     /// These bytes are sent instead of a reply frame.
     pub raw: Option<(u32, Vec<u8>)>,
+    /// Every command that starts with this text is carried out, but its reply is sent only
+    /// after this long (to catch a client between "done" and "told").
+    pub stall_command: Option<(String, Duration)>,
 }
 
 struct Shared {
@@ -254,7 +257,13 @@ fn serve(mut stream: UnixStream, shared: &Shared) {
         let (raw, stall, reply) = {
             let mut faults = lock(&shared.faults);
             let raw = take_one(&mut faults.raw);
-            let stall = take_one(&mut faults.stall);
+            let stall = take_one(&mut faults.stall).or_else(|| {
+                faults
+                    .stall_command
+                    .as_ref()
+                    .filter(|(prefix, _)| cmd.starts_with(prefix.as_str()))
+                    .map(|(_, delay)| *delay)
+            });
             let mut busy = faults.timeouts;
             let reply = {
                 let mut world = lock(&shared.world);
