@@ -677,21 +677,47 @@ impl Daemon {
         known
     }
 
-    /// multipathd records the WWID of every map it creates in the wwids file.
+    /// multipathd records the WWID of every map it creates in the wwids file, appending
+    /// under an fcntl write lock on the whole file as `libmultipath/wwids.c` does (a writer
+    /// that does not lock loses other writers' lines).
     fn remember_wwid(&mut self, wwid: &str) {
-        let Some(file) = self.config.wwids_file.clone() else {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let Some(path) = self.config.wwids_file.clone() else {
             return;
         };
-        if self.known_wwids().contains(wwid) {
-            return;
-        }
-        let mut text = std::fs::read_to_string(&file).unwrap_or_else(|_| {
-            "# Multipath wwids, Version : 1.0\n# NOTE: This file is automatically maintained by multipath and multipathd.\n# You should not need to edit this file in normal circumstances.\n#\n# Valid WWIDs:\n".to_string()
-        });
-        text.push_str(&format!("/{wwid}/\n"));
-        if let Some(dir) = file.parent() {
+        if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = std::fs::write(&file, text);
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+        else {
+            return;
+        };
+        if rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::LockExclusive).is_err() {
+            return;
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let listed = text.lines().any(|l| {
+            l.trim_start()
+                .strip_prefix('/')
+                .and_then(|r| r.split_once('/'))
+                .is_some_and(|(w, _)| w == wwid)
+        });
+        if !listed && !self.config.wwids.contains(wwid) {
+            let mut add = String::new();
+            if text.is_empty() {
+                add.push_str("# Multipath wwids, Version : 1.0\n# NOTE: This file is automatically maintained by multipath and multipathd.\n# You should not need to edit this file in normal circumstances.\n#\n# Valid WWIDs:\n");
+            }
+            add.push_str(&format!("/{wwid}/\n"));
+            if file.seek(SeekFrom::End(0)).is_ok() {
+                let _ = file.write_all(add.as_bytes());
+            }
+        }
+        let _ = rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::Unlock);
     }
 }
