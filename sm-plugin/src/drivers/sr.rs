@@ -86,7 +86,11 @@ fn repair(ctx: &Ctx<'_>, sr_uuid: &str) {
     for record in ctx.activator.in_use_by(sr_uuid) {
         if record.stage == Stage::Attaching {
             tracing::info!("undoing the unfinished attach of LUN {}", record.scsiid);
-            if let Err(e) = ctx.activator.release(&record.scsiid) {
+            let released = ctx
+                .activator
+                .lock(&record.scsiid)
+                .and_then(|held| ctx.activator.release(&held, &record.scsiid));
+            if let Err(e) = released {
                 tracing::warn!("could not undo the attach of LUN {}: {e}", record.scsiid);
             }
         }

@@ -65,7 +65,8 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     let plugged = ctx.attached()?;
     let scsiid = scsiid(ctx)?;
     let lun = lun_use(ctx, &scsiid)?;
-    let active = ctx.activator.activate(&lun, plugged.multipath())?;
+    let held = ctx.activator.lock(&scsiid)?;
+    let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
     if ctx.call.session_ref.is_some() {
         // The device is attached; a count xapi did not take must not fail the VM's start
         // (the agent publishes it again).
@@ -95,7 +96,8 @@ fn publish(ctx: &Ctx<'_>, scsiid: &str, multipath: bool) -> Result<(), SrError> 
 
 pub fn detach(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let scsiid = scsiid(ctx)?;
-    ctx.activator.release(&scsiid)?;
+    let held = ctx.activator.lock(&scsiid)?;
+    ctx.activator.release(&held, &scsiid)?;
     if ctx.call.session_ref.is_some() {
         let unpublish = || -> Result<(), SrError> {
             if let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? {
@@ -228,10 +230,13 @@ pub fn attach_from_config(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     };
     let scsiid = scsiid(ctx)?;
     let lun = lun_use(ctx, &scsiid)?;
-    let active = ctx.activator.activate(&lun, plugged.multipath())?;
+    let held = ctx.activator.lock(&scsiid)?;
+    let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
     Ok(attach_result(&active.device, &lun.vdi_uuid))
 }
 
 pub fn detach_from_config(ctx: &Ctx<'_>) -> Result<(), SrError> {
-    ctx.activator.release(&scsiid(ctx)?)
+    let scsiid = scsiid(ctx)?;
+    let held = ctx.activator.lock(&scsiid)?;
+    ctx.activator.release(&held, &scsiid)
 }

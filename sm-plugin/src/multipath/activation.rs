@@ -98,7 +98,9 @@ impl Activator {
         WwidsFile::new(&self.root)
     }
 
-    fn lock(&self, scsiid: &str) -> Result<lock::Held, SrError> {
+    /// Takes the LUN's lock: every step on a LUN, and publishing its count, happens under it,
+    /// so two calls on one LUN never interleave (and a count never outlives its map).
+    pub fn lock(&self, scsiid: &str) -> Result<lock::Held, SrError> {
         lock::acquire(&self.root, scsiid, LOCK_WAIT)
             .map_err(|e| SrError::with(Code::LockErr, format!("LUN {scsiid}: {e}")))
     }
@@ -131,9 +133,14 @@ impl Activator {
         }
     }
 
-    /// Takes a LUN into use and returns the device to hand to xapi.
-    pub fn activate(&self, lun: &LunUse, multipath: bool) -> Result<Active, SrError> {
-        let _held = self.lock(&lun.scsiid)?;
+    /// Takes a LUN into use and returns the device to hand to xapi; the caller holds the
+    /// LUN's [`Activator::lock`].
+    pub fn activate(
+        &self,
+        _held: &lock::Held,
+        lun: &LunUse,
+        multipath: bool,
+    ) -> Result<Active, SrError> {
         let registry = self.registry();
         let existing = registry
             .get(&lun.scsiid)
@@ -268,9 +275,9 @@ impl Activator {
     }
 
     /// Releases a LUN: removes its map unless it is open, then forgets it. Idempotent: a LUN
-    /// not in use is released already. A refusal changes nothing.
-    pub fn release(&self, scsiid: &str) -> Result<(), SrError> {
-        let _held = self.lock(scsiid)?;
+    /// not in use is released already. A refusal changes nothing. The caller holds the LUN's
+    /// [`Activator::lock`].
+    pub fn release(&self, _held: &lock::Held, scsiid: &str) -> Result<(), SrError> {
         let registry = self.registry();
         let record = registry
             .get(scsiid)
