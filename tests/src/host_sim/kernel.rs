@@ -67,6 +67,9 @@ pub struct Iscsi {
     pub runs: Vec<(String, Vec<String>)>,
 }
 
+/// A (portal, tpgt, target) SendTargets reports.
+type Advertised = (String, String, String);
+
 /// What the programs act on.
 pub struct Kernel {
     pub root: PathBuf,
@@ -214,7 +217,9 @@ impl Kernel {
         }
     }
 
-    fn portals_of(&self, portal: &str) -> Option<(PortRef, bool, Vec<(String, String, String)>)> {
+    /// The target port serving a portal, whether it answers, and every (portal, tpgt,
+    /// target) SendTargets reports through it.
+    fn portals_of(&self, portal: &str) -> Option<(PortRef, bool, Vec<Advertised>)> {
         self.mpd.fabric(|f| {
             let ports = f.iscsi_ports();
             let (at, spec) = ports
@@ -382,9 +387,7 @@ impl Kernel {
                 .values()
                 .any(|s| s.0 == *iqn && s.1 == *portal)
             {
-                err.push_str(&format!(
-                    "iscsiadm: default: 1 session requested, but 1 already present.\n"
-                ));
+                err.push_str("iscsiadm: default: 1 session requested, but 1 already present.\n");
                 status = 15;
                 continue;
             }
