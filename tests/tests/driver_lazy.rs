@@ -385,3 +385,15 @@ fn a_generated_config_attaches_without_xapi_with_its_own_multipath_setting() {
     assert!(lab.run_driver(0, "lunohba", &detach).response.is_ok());
     assert_eq!(lun_state(&lab, 0, SEED), RELEASED);
 }
+
+#[test]
+fn an_unplug_undoes_an_attach_a_kill_left_half_done() {
+    let lab = seed_lab();
+    let (sr, vdi) = seed_sr(&lab);
+    let state = kill_during(&lab, &sr, &vdi, "vdi_attach", Block::Reply("add map"));
+    assert!(state.record && state.map, "{state:?}");
+    // xapi was told the attach failed, so nothing uses the LUN: the unplug cleans it up.
+    lab.unplug(0, &sr).unwrap();
+    assert_eq!(lun_state(&lab, 0, SEED), RELEASED);
+    assert!(lab.host(0).sim.maps().is_empty());
+}

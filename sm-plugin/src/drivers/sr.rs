@@ -85,13 +85,10 @@ pub fn plug(ctx: &Ctx<'_>, sr_uuid: &str, setting: Setting) -> Result<Attached, 
 fn repair(ctx: &Ctx<'_>, sr_uuid: &str) {
     for record in ctx.activator.in_use_by(sr_uuid) {
         if record.stage == Stage::Attaching {
-            tracing::info!("undoing the unfinished attach of LUN {}", record.scsiid);
-            let released = ctx
-                .activator
-                .lock(&record.scsiid)
-                .and_then(|held| ctx.activator.release(&held, &record.scsiid));
-            if let Err(e) = released {
-                tracing::warn!("could not undo the attach of LUN {}: {e}", record.scsiid);
+            match ctx.activator.undo_unfinished(&record.scsiid) {
+                Ok(true) => tracing::info!("undid the unfinished attach of LUN {}", record.scsiid),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("could not undo the attach of LUN {}: {e}", record.scsiid),
             }
         }
     }

@@ -347,6 +347,21 @@ impl Activator {
         Ok(())
     }
 
+    /// Undoes an activation a killed call left half done: under the LUN's lock, and only if
+    /// its record still says "attaching" (a call that holds the lock may finish it meanwhile).
+    pub fn undo_unfinished(&self, scsiid: &str) -> Result<bool, SrError> {
+        let held = self.lock(scsiid)?;
+        let unfinished = self
+            .registry()
+            .get(scsiid)
+            .map_err(|e| io_error("reading the in-use registry", e))?
+            .is_some_and(|r| r.stage == Stage::Attaching);
+        if unfinished {
+            self.release(&held, scsiid)?;
+        }
+        Ok(unfinished)
+    }
+
     /// Puts back what a refused release took away.
     fn restore(&self, scsiid: &str, listed: bool, linked: bool) {
         if listed && let Err(e) = self.wwids().add(scsiid) {

@@ -24,7 +24,13 @@ pub fn respond(argv: &[OsString]) -> String {
         .first()
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| handle(&program, argv)));
+    guarded(|| handle(&program, argv))
+}
+
+/// Runs a handler and turns whatever it does into one response: its value, its fault, or
+/// fault 1200 if it panics.
+fn guarded(handler: impl FnOnce() -> Result<dxr::Value, SrError>) -> String {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(handler));
     let result = match outcome {
         Ok(result) => result,
         Err(payload) => {
@@ -81,6 +87,32 @@ fn handle(program: &str, argv: &[OsString]) -> Result<dxr::Value, SrError> {
         Err(e) => tracing::warn!("{} failed: {e}", call.command),
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_fault_1200_and_stdout_stays_one_response() {
+        let _ = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
+        let text = guarded(|| panic!("index out of bounds"));
+        assert!(text.contains("<i4>1200</i4>"), "{text}");
+        assert!(
+            text.contains("internal error in sm-rs: index out of bounds"),
+            "{text}"
+        );
+        assert_eq!(text.matches("<methodResponse>").count(), 1);
+    }
+
+    #[test]
+    fn wrong_programs_and_calls_are_bad_requests() {
+        let text = respond(&["/opt/xensource/sm/OtherSR".into(), "x".into()]);
+        assert!(text.contains("<i4>143</i4>"), "{text}");
+        let text = respond(&["LUNoHBASR".into()]);
+        assert!(text.contains("<i4>143</i4>"), "{text}");
+    }
 }
 
 fn protect_secrets(call: &Call) {

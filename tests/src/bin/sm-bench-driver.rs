@@ -43,7 +43,10 @@ fn ms(d: Duration) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let stock: PathBuf = args.next().ok_or("usage: sm-bench-driver SM-CHECKOUT [PYTHON] [RUNS]")?.into();
+    let stock: PathBuf = args
+        .next()
+        .ok_or("usage: sm-bench-driver SM-CHECKOUT [PYTHON] [RUNS]")?
+        .into();
     let python = args.next().unwrap_or_else(|| "python3".into());
     let runs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(50);
     let here = std::env::current_exe()?;
@@ -60,10 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             time(c)
         })
         .collect();
-    let pythonpath = format!(
-        "{0}:{0}/drivers:{0}/misc/fairlock",
-        stock.display()
-    );
+    let pythonpath = format!("{0}:{0}/drivers:{0}/misc/fairlock", stock.display());
     let theirs: Vec<Duration> = (0..runs)
         .map(|_| {
             let mut c = Command::new(&python);
@@ -83,14 +83,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         style: ReplyStyle::V0_9_8,
         env: vec![("SM_RS_LOG".into(), "off".into())],
     })?;
-    lab.host_config(0, &[("multipathing", Some("true")), ("multipathhandle", Some("dmp"))])
+    lab.host_config(
+        0,
+        &[
+            ("multipathing", Some("true")),
+            ("multipathhandle", Some("dmp")),
+        ],
+    )
+    .map_err(|f| f.to_string())?;
+    let sr = lab
+        .create_sr("lunohba", "bench", &[])
         .map_err(|f| f.to_string())?;
-    let sr = lab.create_sr("lunohba", "bench", &[]).map_err(|f| f.to_string())?;
     let vdi = lab.vdi_of(&sr, SEED_WWID).ok_or("no VDI")?;
     let mut attach = Vec::new();
     let mut detach = Vec::new();
     for _ in 0..runs {
-        let call = lab.sm_call(0, &sr, "vdi_attach", &["true"], Some(&vdi)).to_xml();
+        let call = lab
+            .sm_call(0, &sr, "vdi_attach", &["true"], Some(&vdi))
+            .to_xml();
         let start = Instant::now();
         let out = lab.spawn_driver(0, "lunohba", &call)?.wait_with_output()?;
         attach.push(start.elapsed());
@@ -104,9 +114,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (ours, theirs) = (median(ours), median(theirs));
     println!("whole-process medians of {runs} runs each");
-    println!("  sr_get_driver_info   sm-rs {:>10}   stock sm (HBASR.py) {:>10}   {:.0}x faster",
-        ms(ours), ms(theirs), theirs.as_secs_f64() / ours.as_secs_f64());
-    println!("  vdi_attach (seed LUN, multipathing, simulated host)  sm-rs {:>10}", ms(median(attach)));
-    println!("  vdi_detach (seed LUN, multipathing, simulated host)  sm-rs {:>10}", ms(median(detach)));
+    println!(
+        "  sr_get_driver_info   sm-rs {:>10}   stock sm (HBASR.py) {:>10}   {:.0}x faster",
+        ms(ours),
+        ms(theirs),
+        theirs.as_secs_f64() / ours.as_secs_f64()
+    );
+    println!(
+        "  vdi_attach (seed LUN, multipathing, simulated host)  sm-rs {:>10}",
+        ms(median(attach))
+    );
+    println!(
+        "  vdi_detach (seed LUN, multipathing, simulated host)  sm-rs {:>10}",
+        ms(median(detach))
+    );
     Ok(())
 }
