@@ -89,6 +89,14 @@ fn handle(program: &str, argv: &[OsString]) -> Result<dxr::Value, SrError> {
     result
 }
 
+fn protect_secrets(call: &Call) {
+    for (key, value) in &call.device_config {
+        if call::is_secret_key(key) {
+            log::protect(value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,13 +120,5 @@ mod tests {
         assert!(text.contains("<i4>143</i4>"), "{text}");
         let text = respond(&["LUNoHBASR".into()]);
         assert!(text.contains("<i4>143</i4>"), "{text}");
-    }
-}
-
-fn protect_secrets(call: &Call) {
-    for (key, value) in &call.device_config {
-        if call::is_secret_key(key) {
-            log::protect(value);
-        }
     }
 }
