@@ -75,6 +75,18 @@ impl Xapi {
         )
     }
 
+    /// `PBD.add_to_other_config` alone, for a key known to be absent (one call instead of
+    /// two); a writer that added it meanwhile is answered by remove-then-add.
+    pub fn add_pbd_key(&self, pbd: &Ref<Pbd>, key: &str, value: &str) -> Result<(), SrError> {
+        match self
+            .runtime
+            .block_on(pbd::add_to_other_config(&self.session, pbd, key, value))
+        {
+            Err(e) if e.is_failure("MAP_DUPLICATE_KEY") => self.put_pbd_key(pbd, key, value),
+            other => other.map_err(|e| api_error("PBD.add_to_other_config", e)),
+        }
+    }
+
     pub fn remove_pbd_key(&self, pbd: &Ref<Pbd>, key: &str) -> Result<(), SrError> {
         self.block(
             "PBD.remove_from_other_config",

@@ -118,11 +118,13 @@ impl WwidsFile {
     }
 }
 
+/// Replaces the contents, in place under the lock (readers that lock see whole files).
+/// No fsync, as multipath-tools does none: after a crash the file is rebuilt from the maps
+/// multipathd has and the LUNs the next calls take into use.
 fn rewrite(file: &mut File, text: &str) -> io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     file.set_len(0)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_data()
+    file.write_all(text.as_bytes())
 }
 
 /// The WWIDs a text lists: `/wwid/` lines (anything after the second slash is ignored, as

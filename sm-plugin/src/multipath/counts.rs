@@ -59,10 +59,11 @@ impl<'x> PbdKeys<'x> {
 
     /// Sets a key unless it already has the value.
     pub fn put(&mut self, key: &str, value: &str) -> Result<(), SrError> {
-        if self.record.other_config.get(key).map(String::as_str) == Some(value) {
-            return Ok(());
+        match self.record.other_config.get(key) {
+            Some(v) if v == value => return Ok(()),
+            Some(_) => self.xapi.put_pbd_key(&self.pbd, key, value)?,
+            None => self.xapi.add_pbd_key(&self.pbd, key, value)?,
         }
-        self.xapi.put_pbd_key(&self.pbd, key, value)?;
         self.record
             .other_config
             .insert(key.to_string(), value.to_string());

@@ -47,7 +47,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: sm-bench-driver SM-CHECKOUT [PYTHON] [RUNS]")?
         .into();
-    let python = args.next().unwrap_or_else(|| "python3".into());
+    // Absolute (links kept: a venv's python is a link): the stock driver runs in its own
+    // directory.
+    let python = args
+        .next()
+        .map(|p| std::path::absolute(&p).unwrap_or_else(|_| p.into()))
+        .unwrap_or_else(|| "python3".into());
     let runs: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(50);
     let here = std::env::current_exe()?;
     let dir = here.parent().ok_or("no target directory")?;
@@ -78,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lab = Lab::start(LabSpec {
         hosts: 1,
         fabric: Box::new(|| seed_fabric().0),
-        driver: driver.clone(),
+        driver: std::env::var_os("SM_BENCH_DRIVER").map_or(driver.clone(), PathBuf::from),
         standins: dir.join("sm-sim-tool"),
         style: ReplyStyle::V0_9_8,
         env: vec![("SM_RS_LOG".into(), "off".into())],
