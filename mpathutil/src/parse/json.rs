@@ -238,18 +238,10 @@ enum Field<'a> {
     Int(i64),
 }
 
-/// A string that was there and not empty.
-fn some(text: &str) -> Option<CompactString> {
-    (!text.is_empty()).then(|| CompactString::from(text))
-}
+use super::{defined, known as some};
 
 fn word<T>(text: &str, from_word: fn(&str) -> T) -> Option<T> {
     (!text.is_empty()).then(|| from_word(text))
-}
-
-/// `[undef]`, `[unknown]` and `##` all mean "no value" in multipathd's printers.
-fn defined(text: &str) -> Option<CompactString> {
-    (!matches!(text, "" | "[undef]" | "[unknown]" | "##")).then(|| CompactString::from(text))
 }
 
 /// An integer from a number, or leniently from a string of digits; `None` if neither.
@@ -466,8 +458,10 @@ mod layout {
 
     /// Eight bytes from `at`, if there are eight.
     fn word(bytes: &[u8], at: usize) -> Option<u64> {
-        let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-        Some(u64::from_le_bytes(chunk))
+        bytes
+            .get(at..)?
+            .first_chunk::<8>()
+            .map(|chunk| u64::from_le_bytes(*chunk))
     }
 
     /// The high bit set in each byte of `w` equal to `c`, exact up to the first one.
@@ -493,13 +487,19 @@ mod layout {
     }
 
     impl<'a> Scanner<'a> {
-        /// Skips whitespace; indentation is half of multipathd's JSON, so eight at a time.
+        /// Skips whitespace. Indentation is half of multipathd's JSON: runs of spaces are
+        /// crossed eight bytes at a time (the first non-space byte of a word is the first
+        /// non-zero byte of the word XOR eight spaces).
         fn blank(&mut self) {
-            while word(self.bytes, self.at) == Some(SPACES) {
-                self.at += 8;
-            }
             while matches!(self.bytes.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-                self.at += 1;
+                match word(self.bytes, self.at) {
+                    Some(w) if w == SPACES => self.at += 8,
+                    Some(w) => {
+                        let spaces = ((w ^ SPACES).trailing_zeros() / 8) as usize;
+                        self.at += spaces.max(1);
+                    }
+                    None => self.at += 1,
+                }
             }
         }
 
@@ -511,6 +511,14 @@ mod layout {
                 self.at += 1;
             }
             hit
+        }
+
+        /// The next non-blank byte, consumed.
+        fn next_after_blank(&mut self) -> Option<u8> {
+            self.blank();
+            let byte = *self.bytes.get(self.at)?;
+            self.at += 1;
+            Some(byte)
         }
 
         /// `{ "key": value, … }`; `member` reads each value.
@@ -532,11 +540,10 @@ mod layout {
                 }
                 self.blank();
                 member(self, key)?;
-                if self.eat(b'}') {
-                    return Some(());
-                }
-                if !self.eat(b',') {
-                    return None;
+                match self.next_after_blank()? {
+                    b'}' => return Some(()),
+                    b',' => {}
+                    _ => return None,
                 }
             }
         }
@@ -551,11 +558,10 @@ mod layout {
             }
             loop {
                 element(self)?;
-                if self.eat(b']') {
-                    return Some(());
-                }
-                if !self.eat(b',') {
-                    return None;
+                match self.next_after_blank()? {
+                    b']' => return Some(()),
+                    b',' => {}
+                    _ => return None,
                 }
             }
         }

@@ -112,6 +112,16 @@ pub(crate) fn strip_ansi(line: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A value that was printed and is not empty.
+pub(crate) fn known(text: &str) -> Option<compact_str::CompactString> {
+    (!text.is_empty()).then(|| text.into())
+}
+
+/// `[undef]`, `[unknown]` and `##` all mean "no value" in multipathd's printers.
+pub(crate) fn defined(text: &str) -> Option<compact_str::CompactString> {
+    (!matches!(text, "" | "[undef]" | "[unknown]" | "##")).then(|| text.into())
+}
+
 /// The reply multipathd gives for an empty listing.
 pub(crate) fn is_empty_listing(text: &str) -> bool {
     let t = text.trim();

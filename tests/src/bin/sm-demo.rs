@@ -71,6 +71,7 @@ impl Show<'_> {
         let ctx = Context {
             multipathd: Config::for_socket(sim.socket_name()),
             root: HostRoot::new(sim.root()),
+            pretty_json: true,
         };
         let (mut text, mut err) = (Vec::new(), Vec::new());
         let code = run(
