@@ -143,9 +143,8 @@ fn execute(
             let topology = snapshot(&mut daemon, scsiid.as_deref())?;
             let max = note_counts(&ledger, &topology, scsiid.as_deref(), err);
             let reports = report::reports(&topology, &max);
-            let mut text = report::status_json(&reports, ctx.pretty_json);
-            text.push('\n');
-            text
+            return report::write_status_json(&reports, ctx.pretty_json, out)
+                .map_err(|e| format!("cannot write the output: {e}"));
         }
         Command::Count { scsiid } => {
             let mut topology = daemon.topology().map_err(|e| e.to_string())?;

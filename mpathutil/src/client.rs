@@ -207,6 +207,84 @@ impl Multipathd {
             }
         }
     }
+
+    /// Sends `commands` at once and hands back their replies in order, one per
+    /// [`Pipeline::next_reply`]: multipathd reads a command by its length and answers
+    /// commands in order (0.4.x and 0.9.x alike), so it can prepare the next reply while
+    /// we read the last. A reply that is `timeout`, or that does not come, sends that
+    /// command and the rest again one by one, through [`Multipathd::send`].
+    pub fn pipeline<'a>(&'a mut self, commands: &[&'a str]) -> Result<Pipeline<'a>, Error> {
+        for command in commands {
+            check_command(command)?;
+        }
+        let timeout = self.config.reply_timeout;
+        let written = match self.stream.as_mut() {
+            Some(stream) => commands
+                .iter()
+                .try_for_each(|c| write_request(stream, c, timeout))
+                .is_ok(),
+            None => false,
+        };
+        if !written {
+            self.stream = None;
+        }
+        Ok(Pipeline {
+            daemon: self,
+            commands: commands.to_vec(),
+            next: 0,
+            in_flight: written,
+        })
+    }
+}
+
+/// Replies to commands sent together; see [`Multipathd::pipeline`].
+pub struct Pipeline<'a> {
+    daemon: &'a mut Multipathd,
+    commands: Vec<&'a str>,
+    next: usize,
+    /// The commands from `next` on were sent and their replies are on the way.
+    in_flight: bool,
+}
+
+impl Pipeline<'_> {
+    /// The next command's reply, as [`Multipathd::send`] returns it.
+    pub fn next_reply(&mut self) -> Result<String, Error> {
+        let Some(command) = self.commands.get(self.next).copied() else {
+            return Err(Error::Protocol {
+                command: String::new(),
+                detail: "no command left in the pipeline".into(),
+            });
+        };
+        self.next += 1;
+        if self.in_flight {
+            let timeout = self.daemon.config.reply_timeout;
+            let reply = match self.daemon.stream.as_mut() {
+                Some(stream) => read_reply(stream, command, timeout),
+                None => Err(Error::Protocol {
+                    command: command.to_string(),
+                    detail: "connection closed".into(),
+                }),
+            };
+            match reply.and_then(|r| classify(command, &r).map(|()| r)) {
+                Err(Error::Busy { .. } | Error::Timeout { .. } | Error::Io { .. }) => {
+                    // Later replies may be half read or still coming: start afresh.
+                    self.in_flight = false;
+                    self.daemon.stream = None;
+                }
+                other => return other,
+            }
+        }
+        self.daemon.send(command)
+    }
+}
+
+impl Drop for Pipeline<'_> {
+    /// Replies left unread would be taken for the answers to later commands.
+    fn drop(&mut self) {
+        if self.in_flight && self.next < self.commands.len() {
+            self.daemon.stream = None;
+        }
+    }
 }
 
 fn open(config: &Config) -> Result<(SocketName, UnixStream), Error> {
@@ -267,7 +345,12 @@ pub fn decode_reply(mut body: Vec<u8>) -> String {
 }
 
 fn exchange(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result<String, Error> {
-    let io_error = |source: io::Error| {
+    write_request(stream, command, timeout)?;
+    read_reply(stream, command, timeout)
+}
+
+fn io_error(command: &str, timeout: Duration) -> impl Fn(io::Error) -> Error + '_ {
+    move |source: io::Error| {
         if matches!(
             source.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
@@ -282,15 +365,22 @@ fn exchange(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result
                 source,
             }
         }
-    };
-    stream.set_read_timeout(Some(timeout)).map_err(io_error)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io_error)?;
+    }
+}
+
+fn write_request(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result<(), Error> {
+    let io_error = io_error(command, timeout);
+    stream.set_write_timeout(Some(timeout)).map_err(&io_error)?;
     stream
         .write_all(&encode_request(command))
-        .map_err(io_error)?;
+        .map_err(&io_error)
+}
 
+fn read_reply(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result<String, Error> {
+    let io_error = io_error(command, timeout);
+    stream.set_read_timeout(Some(timeout)).map_err(&io_error)?;
     let mut header = [0u8; size_of::<usize>()];
-    stream.read_exact(&mut header).map_err(io_error)?;
+    stream.read_exact(&mut header).map_err(&io_error)?;
     let len = usize::from_ne_bytes(header);
     if len == 0 || len >= MAX_REPLY_LEN {
         return Err(Error::Protocol {
@@ -299,7 +389,7 @@ fn exchange(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result
         });
     }
     let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).map_err(io_error)?;
+    stream.read_exact(&mut body).map_err(&io_error)?;
     Ok(decode_reply(body))
 }
 

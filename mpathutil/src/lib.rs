@@ -14,12 +14,13 @@ pub mod client;
 pub mod commands;
 pub mod health;
 pub mod highwater;
+mod json_writer;
 pub mod model;
 pub mod parse;
 pub mod report;
 pub mod root;
 
-pub use client::{Config, Error, Multipathd, SocketName};
+pub use client::{Config, Error, Multipathd, Pipeline, SocketName};
 pub use health::{Health, PathCounts, PathVerdict};
 pub use model::{Map, Path, PathGroup, Topology};
 pub use root::HostRoot;

@@ -367,6 +367,66 @@ fn a_stalled_reply_is_a_timeout_then_a_fresh_connection_works() {
 }
 
 #[test]
+fn pipelined_commands_are_answered_in_order_on_one_connection() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    let mut replies = daemon
+        .pipeline(&["list maps", "show daemon", "show topology"])
+        .unwrap();
+    assert!(replies.next_reply().unwrap().contains(SEED_WWID));
+    assert!(replies.next_reply().unwrap().starts_with("pid "));
+    assert!(replies.next_reply().unwrap().contains("policy="));
+    assert!(matches!(replies.next_reply(), Err(Error::Protocol { .. })));
+    drop(replies);
+    assert_eq!(sim.connections(), 1);
+    assert_eq!(daemon.list_maps().unwrap().len(), 1);
+}
+
+#[test]
+fn a_pipeline_left_half_read_does_not_leave_its_replies_to_the_next_command() {
+    let (sim, _) = seed_sim(DaemonConfig::default());
+    let mut daemon = client(&sim);
+    let mut replies = daemon.pipeline(&["show topology", "list maps"]).unwrap();
+    assert!(replies.next_reply().unwrap().contains("policy="));
+    drop(replies);
+    assert!(daemon.daemon_state().unwrap().starts_with("pid "));
+    assert!(daemon.topology_text().unwrap().contains("policy="));
+}
+
+#[test]
+fn a_busy_or_stalled_reply_in_a_pipeline_is_sent_again_alone() {
+    for faults in [
+        Faults {
+            timeouts: 2,
+            ..Faults::default()
+        },
+        Faults {
+            stall: Some((1, Duration::from_millis(600))),
+            ..Faults::default()
+        },
+    ] {
+        let (sim, _) = seed_sim(DaemonConfig::default());
+        let config = Config {
+            reply_timeout: Duration::from_millis(300),
+            ..Config::for_socket(sim.socket_name())
+        };
+        let mut daemon = Multipathd::connect(&config).unwrap();
+        sim.inject(faults.clone());
+        let topology = daemon.snapshot().unwrap();
+        assert_eq!(topology.maps.len(), 1, "{faults:?}");
+        assert!(
+            topology.maps[0].failback.is_some(),
+            "the raw listings came too: {faults:?}"
+        );
+        let log = sim.commands();
+        assert!(
+            log.iter().filter(|c| *c == "show topology").count() >= 2,
+            "the first answer was not used: {log:?}"
+        );
+    }
+}
+
+#[test]
 fn garbage_frames_are_protocol_errors() {
     let (sim, _) = seed_sim(DaemonConfig::default());
     sim.inject(Faults {

@@ -539,6 +539,17 @@ impl Daemon {
         }
     }
 
+    /// A path's checker state, whether the kernel has it failed, and its priority: what
+    /// [`Daemon::checker`], [`Daemon::dm_failed`] and [`Daemon::prio`] say, in one lookup
+    /// (a listing asks this of every path).
+    pub(crate) fn path_view(&self, fabric: &Fabric, id: DeviceId) -> (Checker, bool, i32) {
+        let state = self.paths.get(&id);
+        let frozen = state.and_then(|s| s.operator_failed);
+        let checker = frozen.unwrap_or_else(|| probe(&fabric.facts(id)));
+        let failed = frozen.is_some() || checker == Checker::Down;
+        (checker, failed, state.map_or(-1, |s| s.prio))
+    }
+
     /// Whether the kernel has the path failed.
     pub(crate) fn dm_failed(&self, fabric: &Fabric, id: DeviceId) -> bool {
         self.paths

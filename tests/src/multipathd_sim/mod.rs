@@ -280,7 +280,8 @@ fn serve(mut stream: UnixStream, shared: &Shared) {
         let frame = match raw {
             Some(bytes) => bytes,
             None => {
-                let mut frame = (reply.text.len() + 1).to_ne_bytes().to_vec();
+                let mut frame = Vec::with_capacity(size_of::<usize>() + reply.text.len() + 1);
+                frame.extend_from_slice(&(reply.text.len() + 1).to_ne_bytes());
                 frame.extend_from_slice(reply.text.as_bytes());
                 frame.push(0);
                 frame

@@ -192,6 +192,9 @@ pub fn size(bytes: u64) -> String {
     }
     if s < 10.0 {
         format!("{s:.1}{}", units[unit])
+    } else if s.fract() == 0.0 {
+        // The common case (whole units), without the exact float formatter's cost.
+        format!("{}{}", s as u64, units[unit])
     } else {
         format!("{s:.0}{}", units[unit])
     }
@@ -275,13 +278,13 @@ impl<'a> Printer<'a> {
         let mut paths: Vec<Option<PathInfo<'a>>> = Vec::new();
         paths.resize_with(fabric.devices().len(), || None);
         for id in &daemon.pathvec {
-            let checker = daemon.checker(fabric, *id);
+            let (checker, failed, prio) = daemon.path_view(fabric, *id);
             paths[id.0] = Some(PathInfo {
                 facts: fabric.facts(*id),
                 map: membership[id.0],
                 checker,
-                failed: daemon.dm_failed(fabric, *id),
-                prio: daemon.prio(*id),
+                failed,
+                prio,
             });
         }
         let maps = daemon
@@ -478,14 +481,15 @@ impl<'a> Printer<'a> {
                 self.map_field(o, *i, w)
             })
         });
-        let mut out = String::new();
+        let mut out = String::with_capacity(64 * (indexes.len() + 1));
         if pretty && !indexes.is_empty() {
             line(&mut out, format, widths.as_ref(), |o, w| {
                 title(o, MAP_WILDCARDS, w)
             });
         }
+        let (parts, tail) = segments(format);
         for i in indexes {
-            line(&mut out, format, widths.as_ref(), |o, w| {
+            line_of(&mut out, &parts, tail, widths.as_ref(), |o, w| {
                 self.map_field(o, i, w)
             });
         }
@@ -513,14 +517,15 @@ impl<'a> Printer<'a> {
                 self.path_field(o, *id, w)
             })
         });
-        let mut out = String::new();
+        let mut out = String::with_capacity(128 * (ids.len() + 1));
         if pretty && !ids.is_empty() {
             line(&mut out, format, widths.as_ref(), |o, w| {
                 title(o, PATH_WILDCARDS, w)
             });
         }
+        let (parts, tail) = segments(format);
         for id in ids {
-            line(&mut out, format, widths.as_ref(), |o, w| {
+            line_of(&mut out, &parts, tail, widths.as_ref(), |o, w| {
                 self.path_field(o, *id, w)
             });
         }
@@ -534,6 +539,8 @@ impl<'a> Printer<'a> {
             self.path_field(o, *id, w)
         });
         let (path_parts, path_tail) = segments(PATH_INDENT);
+        let (props_parts, props_tail) = segments(MAP_PROPS);
+        let (group_parts, group_tail) = segments(GROUP_INDENT);
         let mut out = String::with_capacity(512 * self.daemon.maps.len());
         for index in indexes {
             let map = self.map(index);
@@ -547,13 +554,13 @@ impl<'a> Printer<'a> {
             }
             style.push_str(" %d %s");
             line(&mut out, &style, None, |o, w| self.map_field(o, index, w));
-            line(&mut out, MAP_PROPS, None, |o, w| {
+            line_of(&mut out, &props_parts, props_tail, None, |o, w| {
                 self.map_field(o, index, w)
             });
             for (g, group) in map.layout.iter().enumerate() {
                 let last_group = g + 1 == map.layout.len();
                 out.push_str(if last_group { "`-+- " } else { "|-+- " });
-                line(&mut out, GROUP_INDENT, None, |o, w| {
+                line_of(&mut out, &group_parts, group_tail, None, |o, w| {
                     self.group_field(o, map, g, w)
                 });
                 for (p, id) in group.iter().enumerate() {
@@ -756,6 +763,10 @@ mod tests {
         assert_eq!(size(1 << 40), "1.0T");
         assert_eq!(size(5 << 30), "5.0G");
         assert_eq!(size(1536 << 20), "1.5G");
+        // printf's %.0f rounds a tie to even.
+        assert_eq!(size((10 << 30) + (512 << 20)), "10G");
+        assert_eq!(size((21 << 30) + (512 << 20)), "22G");
+        assert_eq!(size((25 << 30) + (600 << 20)), "26G");
     }
 
     #[test]
