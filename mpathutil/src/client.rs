@@ -177,6 +177,19 @@ impl Multipathd {
         &self.socket
     }
 
+    /// The open connection, or a new one after a failed exchange dropped it.
+    fn stream(&mut self) -> Result<&mut UnixStream, Error> {
+        if self.stream.is_none() {
+            let (socket, stream) = open(&self.config)?;
+            self.socket = socket;
+            self.stream = Some(stream);
+        }
+        self.stream.as_mut().ok_or_else(|| Error::Protocol {
+            command: String::new(),
+            detail: "no connection".into(),
+        })
+    }
+
     /// Sends one command and returns the reply text of a success (`ok\n` included).
     /// A `timeout` answer is retried up to `attempts` times; so is a reply that did not
     /// come in time, on a fresh connection.
@@ -185,15 +198,8 @@ impl Multipathd {
         let attempts = self.config.attempts.max(1);
         let mut attempt = 1;
         loop {
-            let stream = match self.stream.as_mut() {
-                Some(stream) => stream,
-                None => {
-                    let (socket, stream) = open(&self.config)?;
-                    self.socket = socket;
-                    self.stream.insert(stream)
-                }
-            };
-            let result = exchange(stream, command, self.config.reply_timeout);
+            let timeout = self.config.reply_timeout;
+            let result = exchange(self.stream()?, command, timeout);
             if result.is_err() {
                 self.stream = None;
             }
@@ -218,13 +224,11 @@ impl Multipathd {
             check_command(command)?;
         }
         let timeout = self.config.reply_timeout;
-        let written = match self.stream.as_mut() {
-            Some(stream) => commands
-                .iter()
-                .try_for_each(|c| write_request(stream, c, timeout))
-                .is_ok(),
-            None => false,
-        };
+        let stream = self.stream()?;
+        let written = commands
+            .iter()
+            .try_for_each(|c| write_request(stream, c, timeout))
+            .is_ok();
         if !written {
             self.stream = None;
         }

@@ -126,20 +126,7 @@ fn realstack_alua_failover_and_failback() {
         "{:?}",
         walked.counts()
     );
-    assert_eq!(
-        walked.io.failures(),
-        0,
-        "I/O errors: {:?}",
-        walked.io.errors
-    );
-    assert!(
-        walked.io.loops >= 40,
-        "too little I/O to prove anything: {:?}",
-        walked.io
-    );
-    for (i, sum) in walked.checksums.iter().enumerate() {
-        assert_eq!(sum, &walked.written_checksum, "data changed by step {i}");
-    }
+    walked.assert_data_intact(40);
     let pid = vm.pid();
     report("VM stop", vm.stop().expect("stop"));
     assert!(!realstack::is_alive(pid));

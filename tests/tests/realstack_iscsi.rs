@@ -75,20 +75,7 @@ fn realstack_iscsi_portal_cut_and_restore() {
             "{state}: a session should be down:\n{sessions}"
         );
     }
-    assert_eq!(
-        walked.io.failures(),
-        0,
-        "I/O errors: {:?}",
-        walked.io.errors
-    );
-    assert!(
-        walked.io.loops >= 90,
-        "too little I/O to prove anything: {:?}",
-        walked.io
-    );
-    for (i, sum) in walked.checksums.iter().enumerate() {
-        assert_eq!(sum, &walked.written_checksum, "data changed by step {i}");
-    }
+    walked.assert_data_intact(90);
     // both portals are in use again
     let snapshot = Snapshot::take(&mut vm).expect("snapshot");
     for portal in [1, 2] {

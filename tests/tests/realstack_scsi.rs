@@ -63,20 +63,7 @@ fn realstack_scsi_seed_scenario() {
         expected,
         "[active, max] through the scenario"
     );
-    assert_eq!(
-        walked.io.failures(),
-        0,
-        "I/O errors: {:?}",
-        walked.io.errors
-    );
-    assert!(
-        walked.io.loops >= 90,
-        "too little I/O to prove anything: {:?}",
-        walked.io
-    );
-    for (i, sum) in walked.checksums.iter().enumerate() {
-        assert_eq!(sum, &walked.written_checksum, "data changed by step {i}");
-    }
+    walked.assert_data_intact(90);
     stop(vm);
 }
 

@@ -97,42 +97,25 @@ impl<'c> Ctx<'c> {
     }
 
     pub fn host_ref(&self) -> Result<&str, SrError> {
-        self.call
-            .host_ref
-            .as_deref()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| {
-                SrError::with(
-                    Code::ConfigParamsMissing,
-                    format!("{}: no host_ref", self.call.command),
-                )
-            })
+        self.required(self.call.host_ref.as_deref(), "host_ref")
     }
 
     pub fn sr_uuid(&self) -> Result<&str, SrError> {
-        self.call
-            .sr_uuid
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                SrError::with(
-                    Code::ConfigParamsMissing,
-                    format!("{}: no sr_uuid", self.call.command),
-                )
-            })
+        self.required(self.call.sr_uuid.as_deref(), "sr_uuid")
     }
 
     pub fn sr_ref(&self) -> Result<&str, SrError> {
-        self.call
-            .sr_ref
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                SrError::with(
-                    Code::ConfigParamsMissing,
-                    format!("{}: no sr_ref", self.call.command),
-                )
-            })
+        self.required(self.call.sr_ref.as_deref(), "sr_ref")
+    }
+
+    /// A member of the call this command needs: absent or empty is error 115, naming it.
+    fn required<'v>(&self, value: Option<&'v str>, name: &str) -> Result<&'v str, SrError> {
+        value.filter(|v| !v.is_empty()).ok_or_else(|| {
+            SrError::with(
+                Code::ConfigParamsMissing,
+                format!("{}: no {name}", self.call.command),
+            )
+        })
     }
 
     /// This host's `other_config`, read once per call.

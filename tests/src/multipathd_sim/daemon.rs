@@ -533,15 +533,12 @@ impl Daemon {
 
     /// The checker state shown for a path in a map.
     pub(crate) fn checker(&self, fabric: &Fabric, id: DeviceId) -> Checker {
-        match self.paths.get(&id).and_then(|s| s.operator_failed) {
-            Some(frozen) => frozen,
-            None => probe(&fabric.facts(id)),
-        }
+        self.path_view(fabric, id).0
     }
 
-    /// A path's checker state, whether the kernel has it failed, and its priority: what
-    /// [`Daemon::checker`], [`Daemon::dm_failed`] and [`Daemon::prio`] say, in one lookup
-    /// (a listing asks this of every path).
+    /// A path's checker state (frozen by `fail path`, else what the checker finds), whether
+    /// the kernel has it failed, and its priority, in one lookup: a listing asks this of
+    /// every path.
     pub(crate) fn path_view(&self, fabric: &Fabric, id: DeviceId) -> (Checker, bool, i32) {
         let state = self.paths.get(&id);
         let frozen = state.and_then(|s| s.operator_failed);
@@ -552,10 +549,7 @@ impl Daemon {
 
     /// Whether the kernel has the path failed.
     pub(crate) fn dm_failed(&self, fabric: &Fabric, id: DeviceId) -> bool {
-        self.paths
-            .get(&id)
-            .is_some_and(|s| s.operator_failed.is_some())
-            || self.checker(fabric, id) == Checker::Down
+        self.path_view(fabric, id).1
     }
 
     pub(crate) fn prio(&self, id: DeviceId) -> i32 {

@@ -56,6 +56,20 @@ impl WalkReport {
     pub fn counts(&self) -> Vec<[usize; 2]> {
         self.steps.iter().map(|s| s.count).collect()
     }
+
+    /// Asserts what every walk must show: no I/O error, at least `min_loops` I/O loops (so
+    /// that "no error" means something), and the data area unchanged after every step.
+    pub fn assert_data_intact(&self, min_loops: u64) {
+        assert_eq!(self.io.failures(), 0, "I/O errors: {:?}", self.io.errors);
+        assert!(
+            self.io.loops >= min_loops,
+            "too little I/O to prove anything: {:?}",
+            self.io
+        );
+        for (i, sum) in self.checksums.iter().enumerate() {
+            assert_eq!(sum, &self.written_checksum, "data changed by step {i}");
+        }
+    }
 }
 
 /// What runs at every state the walk reaches: the comparisons (the code under test against
@@ -112,44 +126,38 @@ pub fn walk(
 
     for &(fault, times) in faults {
         for round in 1..=times {
-            let state = format!("{} ({round})", fault.name());
-            let before = io_loop.stats(vm)?;
-            let started = Instant::now();
-            fault.inject(vm)?;
-            for check in checks.iter_mut() {
-                check.fault(fault, true)?;
+            // Inject, then repair: each a state of its own, reached with I/O running.
+            for injected in [true, false] {
+                let state = if injected {
+                    format!("{} ({round})", fault.name())
+                } else {
+                    format!("repair {} ({round})", fault.name())
+                };
+                let before = io_loop.stats(vm)?;
+                let started = Instant::now();
+                if injected {
+                    fault.inject(vm)?;
+                } else {
+                    fault.repair(vm)?;
+                }
+                for check in checks.iter_mut() {
+                    check.fault(fault, injected)?;
+                }
+                let what = format!("{label}: {state}");
+                let shows_fault = |s: &Snapshot| fault.shows_fault(s);
+                let expected: &dyn Fn(&Snapshot) -> bool =
+                    if injected { &shows_fault } else { healthy };
+                wait_for_snapshot(vm, &what, SETTLE_TIMEOUT, expected)?;
+                let took = started.elapsed();
+                let snapshot = settled(vm, &what, expected)?;
+                report(&format!("{label}: {state} until multipathd shows it"), took);
+                steps.push(step(&state, &snapshot, &mut counter, took)?);
+                for check in checks.iter_mut() {
+                    check.state(vm, &state, &snapshot)?;
+                }
+                io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
+                checksums.push(io::checksum(vm, &device)?);
             }
-            let what = format!("{label}: {state}");
-            let shows = |s: &Snapshot| fault.shows_fault(s);
-            wait_for_snapshot(vm, &what, SETTLE_TIMEOUT, shows)?;
-            let took = started.elapsed();
-            let snapshot = settled(vm, &what, &shows)?;
-            report(&format!("{label}: {state} until multipathd shows it"), took);
-            steps.push(step(&state, &snapshot, &mut counter, took)?);
-            for check in checks.iter_mut() {
-                check.state(vm, &state, &snapshot)?;
-            }
-            io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
-            checksums.push(io::checksum(vm, &device)?);
-
-            let state = format!("repair {} ({round})", fault.name());
-            let before = io_loop.stats(vm)?;
-            let started = Instant::now();
-            fault.repair(vm)?;
-            for check in checks.iter_mut() {
-                check.fault(fault, false)?;
-            }
-            let what = format!("{label}: {state}");
-            wait_for_snapshot(vm, &what, SETTLE_TIMEOUT, healthy)?;
-            let took = started.elapsed();
-            let snapshot = settled(vm, &what, healthy)?;
-            report(&format!("{label}: {state} until multipathd shows it"), took);
-            steps.push(step(&state, &snapshot, &mut counter, took)?);
-            for check in checks.iter_mut() {
-                check.state(vm, &state, &snapshot)?;
-            }
-            io_loop.wait_progress(vm, &before, LOOPS_PER_STATE)?;
-            checksums.push(io::checksum(vm, &device)?);
         }
     }
     let io = io_loop.stop(vm)?;

@@ -297,6 +297,38 @@ impl Db {
         stamp.modified = generation;
     }
 
+    /// Adds an SR row and one unplugged PBD per host carrying `device_config`, as
+    /// `SR.create` and a test's direct set-up both do. Returns the SR ref and the PBD refs.
+    pub fn insert_sr(
+        &mut self,
+        row: SrRow,
+        hosts: &[String],
+        device_config: &BTreeMap<String, String>,
+    ) -> (String, Vec<String>) {
+        let sr = new_ref();
+        self.srs.insert(sr.clone(), row);
+        self.created(Class::Sr, &sr);
+        let pbds = hosts
+            .iter()
+            .map(|host| {
+                let pbd = new_ref();
+                self.pbds.insert(
+                    pbd.clone(),
+                    PbdRow {
+                        uuid: new_uuid(),
+                        host: host.clone(),
+                        sr: sr.clone(),
+                        device_config: device_config.clone(),
+                        ..PbdRow::default()
+                    },
+                );
+                self.created(Class::Pbd, &pbd);
+                pbd
+            })
+            .collect();
+        (sr, pbds)
+    }
+
     pub fn created(&mut self, class: Class, object: &str) {
         self.generation += 1;
         self.stamps.insert(

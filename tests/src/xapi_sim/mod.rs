@@ -317,41 +317,19 @@ impl XapiSim {
     pub fn add_sr(&self, spec: SrSpec) -> SrHandle {
         let hosts = self.hosts();
         self.modify(|db| {
-            let sr = db::new_ref();
             let uuid = db::new_uuid();
-            db.srs.insert(
-                sr.clone(),
-                SrRow {
-                    uuid: uuid.clone(),
-                    name_label: spec.name_label,
-                    sr_type: spec.sr_type,
-                    content_type: spec.content_type,
-                    shared: spec.shared,
-                    physical_size: spec.physical_size,
-                    sm_config: spec.sm_config,
-                    ..SrRow::default()
-                },
-            );
-            db.created(Class::Sr, &sr);
+            let row = SrRow {
+                uuid: uuid.clone(),
+                name_label: spec.name_label,
+                sr_type: spec.sr_type,
+                content_type: spec.content_type,
+                shared: spec.shared,
+                physical_size: spec.physical_size,
+                sm_config: spec.sm_config,
+                ..SrRow::default()
+            };
             let on: &[String] = if spec.shared { &hosts } else { &hosts[..1] };
-            let pbds = on
-                .iter()
-                .map(|host| {
-                    let pbd = db::new_ref();
-                    db.pbds.insert(
-                        pbd.clone(),
-                        PbdRow {
-                            uuid: db::new_uuid(),
-                            host: host.clone(),
-                            sr: sr.clone(),
-                            device_config: spec.device_config.clone(),
-                            ..PbdRow::default()
-                        },
-                    );
-                    db.created(Class::Pbd, &pbd);
-                    pbd
-                })
-                .collect();
+            let (sr, pbds) = db.insert_sr(row, on, &spec.device_config);
             SrHandle { sr, uuid, pbds }
         })
     }

@@ -177,41 +177,19 @@ pub(crate) async fn sr_create(sim: &XapiSim, new: NewSr) -> Result<String, Failu
         vec![new.host.clone()]
     };
     let (sr, uuid, pbds) = sim.modify(|db| {
-        let sr = db::new_ref();
         let uuid = db::new_uuid();
-        db.srs.insert(
-            sr.clone(),
-            SrRow {
-                uuid: uuid.clone(),
-                name_label: new.name_label.clone(),
-                name_description: new.name_description.clone(),
-                sr_type: new.sr_type.clone(),
-                content_type: new.content_type.clone(),
-                shared: new.shared,
-                physical_size: new.physical_size,
-                sm_config: new.sm_config.clone(),
-                ..SrRow::default()
-            },
-        );
-        db.created(Class::Sr, &sr);
-        let pbds: Vec<String> = hosts
-            .iter()
-            .map(|host| {
-                let pbd = db::new_ref();
-                db.pbds.insert(
-                    pbd.clone(),
-                    PbdRow {
-                        uuid: db::new_uuid(),
-                        host: host.clone(),
-                        sr: sr.clone(),
-                        device_config: new.device_config.clone(),
-                        ..PbdRow::default()
-                    },
-                );
-                db.created(Class::Pbd, &pbd);
-                pbd
-            })
-            .collect();
+        let row = SrRow {
+            uuid: uuid.clone(),
+            name_label: new.name_label.clone(),
+            name_description: new.name_description.clone(),
+            sr_type: new.sr_type.clone(),
+            content_type: new.content_type.clone(),
+            shared: new.shared,
+            physical_size: new.physical_size,
+            sm_config: new.sm_config.clone(),
+            ..SrRow::default()
+        };
+        let (sr, pbds) = db.insert_sr(row, &hosts, &new.device_config);
         (sr, uuid, pbds)
     });
     let mut device_config = new.device_config.clone();
