@@ -225,10 +225,15 @@ impl Multipathd {
         }
         let timeout = self.config.reply_timeout;
         let stream = self.stream()?;
-        let written = commands
-            .iter()
-            .try_for_each(|c| write_request(stream, c, timeout))
-            .is_ok();
+        // One write for all of them: the daemon starts on the first while we send the rest.
+        let requests: Vec<u8> = commands.iter().flat_map(|c| encode_request(c)).collect();
+        let written = write_bytes(
+            stream,
+            &requests,
+            commands.first().copied().unwrap_or(""),
+            timeout,
+        )
+        .is_ok();
         if !written {
             self.stream = None;
         }
@@ -373,11 +378,19 @@ fn io_error(command: &str, timeout: Duration) -> impl Fn(io::Error) -> Error + '
 }
 
 fn write_request(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result<(), Error> {
+    write_bytes(stream, &encode_request(command), command, timeout)
+}
+
+/// Writes encoded requests; errors name `command`.
+fn write_bytes(
+    stream: &mut UnixStream,
+    requests: &[u8],
+    command: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
     let io_error = io_error(command, timeout);
     stream.set_write_timeout(Some(timeout)).map_err(&io_error)?;
-    stream
-        .write_all(&encode_request(command))
-        .map_err(&io_error)
+    stream.write_all(requests).map_err(&io_error)
 }
 
 fn read_reply(stream: &mut UnixStream, command: &str, timeout: Duration) -> Result<String, Error> {
@@ -399,8 +412,11 @@ fn read_reply(stream: &mut UnixStream, command: &str, timeout: Duration) -> Resu
 
 /// Folds multipathd's ways of saying "no" into typed errors; `Ok` for a success.
 pub fn classify(command: &str, reply: &str) -> Result<(), Error> {
+    // The help block comes within three lines (`fail`, the echoed command, the version
+    // line): a listing of a megabyte is not searched to its end for it.
+    let head = &reply.as_bytes()[..reply.len().min(command.len() + 256)];
     let command = command.to_string();
-    if reply.contains("CLI commands reference:") {
+    if memchr::memmem::find(head, b"CLI commands reference:").is_some() {
         // Help text: the command is unknown (0.4.x sends it without `fail`).
         let first = reply
             .strip_prefix("fail\n")

@@ -20,43 +20,69 @@ const MAP_FIELDS: &str = "\"%w\u{1f}%F\u{1f}%Q\u{1f}%N\u{1f}%0\u{1f}%e\u{1f}%t\"
 const PATH_FIELDS: &str =
     "\"%d\u{1f}%c\u{1f}%p\u{1f}%N\u{1f}%n\u{1f}%R\u{1f}%r\u{1f}%a\u{1f}%L\u{1f}%M\"";
 
-/// A raw line's `N` fields, or `None` when it has another number of them. A byte loop:
-/// for fields this short, a searcher per field costs more than the scan.
+/// The lines of a raw listing by their first field. Only the line is kept: a row split
+/// into its fields is ten times the size, and at 4096 paths the index alone would be a
+/// megabyte of fresh pages, each a page fault.
+fn lines_by_key(text: &str, expected: usize) -> RowIndex<'_> {
+    let mut index = RowIndex::default();
+    index.reserve(expected);
+    for line in parse::lines(text) {
+        let key = match memchr::memchr(0x1f, line.as_bytes()) {
+            // The separator is ASCII, so the cut is on a character boundary.
+            Some(end) => line.get(..end).unwrap_or_default(),
+            None => line,
+        };
+        index.insert(key, line);
+    }
+    index
+}
+
+/// A raw line's `N` fields, or `None` when it has another number of them.
 fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
     let mut out = [""; N];
     let mut slot = 0;
     let mut start = 0;
-    for (i, b) in line.bytes().enumerate() {
-        if b == 0x1f {
-            // The separator is ASCII, so `start..i` lies on character boundaries.
-            *out.get_mut(slot)? = line.get(start..i)?;
-            slot += 1;
-            start = i + 1;
-        }
+    for end in memchr::memchr_iter(0x1f, line.as_bytes()) {
+        // The separator is ASCII, so the cuts are on character boundaries.
+        *out.get_mut(slot)? = line.get(start..end)?;
+        slot += 1;
+        start = end + 1;
     }
     *out.get_mut(slot)? = line.get(start..)?;
     (slot + 1 == N).then_some(out)
 }
 
+/// Hashes the short ASCII keys the raw rows are found by (device names, WWIDs) with
+/// FNV-1a: the standard hasher's DoS resistance is not needed for the daemon's own names,
+/// and at 5000 keys per snapshot it cost more than the lookups.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type RowIndex<'a> = HashMap<&'a str, &'a str, std::hash::BuildHasherDefault<Fnv>>;
+
 /// Adds the raw listings' fields to maps read from the topology text.
 fn complete(maps: &mut [Map], map_fields: &str, path_fields: &str) {
-    let mut map_rows: HashMap<&str, [&str; 7]> = HashMap::with_capacity(maps.len());
-    map_rows.extend(
-        map_fields
-            .lines()
-            .filter_map(fields::<7>)
-            .map(|f| (f[0], f)),
-    );
-    let path_count = maps.iter().map(|m| m.paths().count()).sum();
-    let mut path_rows: HashMap<&str, [&str; 10]> = HashMap::with_capacity(path_count);
-    path_rows.extend(
-        path_fields
-            .lines()
-            .filter_map(fields::<10>)
-            .map(|f| (f[0], f)),
-    );
+    let map_rows = lines_by_key(map_fields, maps.len());
+    let path_rows = lines_by_key(path_fields, maps.iter().map(|m| m.paths().count()).sum());
     for map in maps {
-        if let Some(f) = map_rows.get(map.wwid.as_str()) {
+        if let Some(f) = map_rows.get(map.wwid.as_str()).and_then(|l| fields::<7>(l)) {
             map.failback = known(f[1]);
             map.queueing = known(f[2]);
             map.usable_paths_reported = f[3].parse().ok();
@@ -66,7 +92,8 @@ fn complete(maps: &mut [Map], map_fields: &str, path_fields: &str) {
         }
         for group in &mut map.groups {
             for path in &mut group.paths {
-                let Some(f) = path.dev.as_deref().and_then(|dev| path_rows.get(dev)) else {
+                let row = path.dev.as_deref().and_then(|dev| path_rows.get(dev));
+                let Some(f) = row.and_then(|l| fields::<10>(l)) else {
                     continue;
                 };
                 path.checker = known(f[1]);
@@ -230,7 +257,29 @@ pub fn quote(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{fields, lines_by_key, quote};
+
+    #[test]
+    fn raw_lines_are_found_by_their_first_field_and_split_when_whole() {
+        let text = "a\u{1f}b\u{1f}c\nshort\u{1f}row\n\nx\u{1f}\u{1f}z\r\nl\u{1f}a\u{1f}st";
+        let index = lines_by_key(text, 4);
+        let row = |key: &str| index.get(key).and_then(|l| fields::<3>(l));
+        assert_eq!(row("a"), Some(["a", "b", "c"]));
+        assert_eq!(
+            row("x"),
+            Some(["x", "", "z"]),
+            "a CR before the newline is dropped"
+        );
+        assert_eq!(
+            row("l"),
+            Some(["l", "a", "st"]),
+            "the last line needs no newline"
+        );
+        assert_eq!(row("short"), None, "two fields where three are due");
+        assert_eq!(row("nobody"), None);
+        assert_eq!(fields::<1>("ok"), Some(["ok"]));
+        assert_eq!(fields::<2>("a\u{1f}b\u{1f}c"), None);
+    }
 
     #[test]
     fn quoting() {

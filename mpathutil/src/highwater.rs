@@ -62,8 +62,8 @@ impl Ledger {
             for (wwid, total) in &totals {
                 raise(max, wwid, *total);
             }
-            max.clone()
         })
+        .map(|((), max)| max)
     }
 
     /// Records one map's paths present now and returns its max; `None` means the map is
@@ -76,6 +76,7 @@ impl Ledger {
                 None
             }
         })
+        .map(|(result, _)| result)
     }
 
     /// Forgets every map not in `present` (a listing without path counts).
@@ -85,6 +86,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let present: std::collections::BTreeSet<&str> = present.into_iter().collect();
         self.update(|max| max.retain(|wwid, _| present.contains(wwid.as_str())))
+            .map(drop)
     }
 
     /// Forgets a map (it was released).
@@ -97,10 +99,12 @@ impl Ledger {
         Ok(self.load().map_err(|e| self.error(e))?.max)
     }
 
+    /// Applies `change` under the lock, stores the ledger if it changed, and returns what
+    /// `change` returned with the ledger as it now is.
     fn update<T>(
         &self,
         change: impl FnOnce(&mut BTreeMap<String, u32>) -> T,
-    ) -> Result<T, LedgerError> {
+    ) -> Result<(T, BTreeMap<String, u32>), LedgerError> {
         if let Some(dir) = self.file.parent() {
             fs::create_dir_all(dir).map_err(|e| self.error(e))?;
         }
@@ -111,15 +115,17 @@ impl Ledger {
             .open(&self.lock)
             .map_err(|e| self.error(e))?;
         lock.lock().map_err(|e| self.error(e))?;
-        let mut contents = self.load().map_err(|e| self.error(e))?;
-        let before = contents.max.clone();
+        let before = self.load().map_err(|e| self.error(e))?;
+        let mut contents = Contents {
+            version: 1,
+            max: before.max.clone(),
+        };
         let result = change(&mut contents.max);
-        if contents.max != before {
-            contents.version = 1;
+        if contents.max != before.max {
             self.store(&contents).map_err(|e| self.error(e))?;
         }
         drop(lock);
-        Ok(result)
+        Ok((result, contents.max))
     }
 
     fn load(&self) -> io::Result<Contents> {
@@ -157,9 +163,14 @@ impl Ledger {
 }
 
 fn raise(max: &mut BTreeMap<String, u32>, wwid: &str, total: u32) -> u32 {
-    let entry = max.entry(wwid.to_string()).or_insert(0);
-    *entry = (*entry).max(total);
-    *entry
+    // Looked up before inserting: nearly every call finds the map already there, and the
+    // entry API would allocate its key every time.
+    if let Some(known) = max.get_mut(wwid) {
+        *known = (*known).max(total);
+        return *known;
+    }
+    max.insert(wwid.to_string(), total);
+    total
 }
 
 #[cfg(test)]

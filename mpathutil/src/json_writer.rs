@@ -32,29 +32,35 @@ impl<'w> JsonWriter<'w> {
         }
     }
 
+    #[inline]
     pub fn begin_object(&mut self) {
         self.open(b'{');
     }
 
+    #[inline]
     pub fn end_object(&mut self) -> io::Result<()> {
         self.close(b'}')
     }
 
+    #[inline]
     pub fn begin_array(&mut self) {
         self.open(b'[');
     }
 
+    #[inline]
     pub fn end_array(&mut self) -> io::Result<()> {
         self.close(b']')
     }
 
     /// Starts the next element of an array.
+    #[inline]
     pub fn element(&mut self) {
         self.separate();
     }
 
     /// Starts a member of an object; its value follows. Keys are our own field names,
     /// which need no escaping.
+    #[inline(always)]
     pub fn key(&mut self, key: &'static str) {
         debug_assert!(!needs_escape(key.as_bytes()));
         self.separate();
@@ -64,18 +70,26 @@ impl<'w> JsonWriter<'w> {
             .extend_from_slice(if self.pretty { b"\": " } else { b"\":" });
     }
 
+    #[inline]
     pub fn string(&mut self, s: &str) {
+        if needs_escape(s.as_bytes()) {
+            return self.escaped_string(s);
+        }
         self.buf.reserve(s.len() + 2);
         self.buf.push(b'"');
-        if needs_escape(s.as_bytes()) {
-            self.escaped(s);
-        } else {
-            self.buf.extend_from_slice(s.as_bytes());
-        }
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(b'"');
+    }
+
+    #[cold]
+    fn escaped_string(&mut self, s: &str) {
+        self.buf.push(b'"');
+        self.escaped(s);
         self.buf.push(b'"');
     }
 
     /// A string of numbers and separators, such as `1:0:0:2`, written without `fmt`.
+    #[inline]
     pub fn joined_numbers(&mut self, numbers: &[u64], separator: u8) {
         self.buf.push(b'"');
         for (i, n) in numbers.iter().enumerate() {
@@ -87,6 +101,7 @@ impl<'w> JsonWriter<'w> {
         self.buf.push(b'"');
     }
 
+    #[inline]
     pub fn opt_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),
@@ -94,15 +109,18 @@ impl<'w> JsonWriter<'w> {
         }
     }
 
+    #[inline]
     pub fn null(&mut self) {
         self.buf.extend_from_slice(b"null");
     }
 
+    #[inline]
     pub fn bool(&mut self, b: bool) {
         self.buf
             .extend_from_slice(if b { b"true" } else { b"false" });
     }
 
+    #[inline]
     pub fn int(&mut self, n: i64) {
         if n < 0 {
             self.buf.push(b'-');
@@ -110,6 +128,7 @@ impl<'w> JsonWriter<'w> {
         self.unsigned(n.unsigned_abs());
     }
 
+    #[inline]
     pub fn opt_int(&mut self, n: Option<i64>) {
         match n {
             Some(n) => self.int(n),
@@ -124,12 +143,14 @@ impl<'w> JsonWriter<'w> {
         self.out.flush()
     }
 
+    #[inline]
     fn open(&mut self, bracket: u8) {
         self.buf.push(bracket);
         self.depth += 1;
         self.empty = true;
     }
 
+    #[inline]
     fn close(&mut self, bracket: u8) -> io::Result<()> {
         self.depth = self.depth.saturating_sub(1);
         if self.pretty && !self.empty {
@@ -145,6 +166,7 @@ impl<'w> JsonWriter<'w> {
         Ok(())
     }
 
+    #[inline(always)]
     fn separate(&mut self) {
         if !self.empty {
             self.buf.push(b',');
@@ -155,11 +177,13 @@ impl<'w> JsonWriter<'w> {
         }
     }
 
+    #[inline]
     fn newline(&mut self) {
         self.buf.push(b'\n');
         self.buf.resize(self.buf.len() + 2 * self.depth, b' ');
     }
 
+    #[inline]
     fn unsigned(&mut self, mut n: u64) {
         let mut digits = [0u8; 20];
         let mut at = digits.len();
@@ -202,6 +226,7 @@ impl<'w> JsonWriter<'w> {
 /// Whether a string holds what JSON cannot carry raw: a control byte, `"` or `\\`. Bytes
 /// of multi-byte UTF-8 characters are all above 0x7f, so a `&str` without these is copied
 /// as it is. Eight bytes at a time: this runs on every value of a 2 MB document.
+#[inline]
 fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -212,18 +237,21 @@ fn needs_escape(s: &[u8]) -> bool {
             | below(x ^ (ONES * u64::from(b'"')), 1)
             | below(x ^ (ONES * u64::from(b'\\')), 1)
     };
+    let Some(last) = s.last_chunk::<8>() else {
+        // Most values are short words (`ready`, `sdb`, `tur`): a byte loop is cheapest.
+        return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    };
     let mut chunks = s.chunks_exact(8);
     for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        if hit(u64::from_ne_bytes(word)) != 0 {
+        if chunk
+            .first_chunk::<8>()
+            .is_some_and(|word| hit(u64::from_ne_bytes(*word)) != 0)
+        {
             return true;
         }
     }
-    let rest = chunks.remainder();
-    let mut word = [b'a'; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    hit(u64::from_ne_bytes(word)) != 0
+    // The tail as the last eight bytes, overlapping bytes already checked.
+    hit(u64::from_ne_bytes(*last)) != 0
 }
 
 #[cfg(test)]
@@ -231,6 +259,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[inline]
     fn document(pretty: bool, fill: impl FnOnce(&mut JsonWriter)) -> String {
         let mut out = Vec::new();
         let mut w = JsonWriter::new(&mut out, pretty);
@@ -239,6 +268,7 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    #[inline]
     fn sample(w: &mut JsonWriter) {
         w.begin_object();
         w.key("maps");
@@ -269,6 +299,7 @@ mod tests {
     }
 
     #[test]
+    #[inline]
     fn layout_is_serde_jsons_to_the_byte() {
         #[derive(serde::Serialize)]
         struct Map {
@@ -308,6 +339,7 @@ mod tests {
     }
 
     #[test]
+    #[inline]
     fn large_documents_go_out_whole() {
         let text = document(false, |w| {
             w.begin_array();
@@ -325,6 +357,7 @@ mod tests {
     }
 
     #[test]
+    #[inline]
     fn every_byte_that_needs_escaping_is_found_at_every_offset() {
         for len in 0..20 {
             for at in 0..len {

@@ -436,7 +436,11 @@ mod layout {
             "major_version" => (s.field()? == Field::Int(0)).then_some(()),
             "minor_version" => s.field().map(drop),
             "maps" => {
-                let maps = found.maps.get_or_insert_with(Vec::new);
+                // A map takes half a kilobyte at the least: room for all of them at once,
+                // so the list is never moved while it grows.
+                let maps = found
+                    .maps
+                    .get_or_insert_with(|| Vec::with_capacity(text.len() / 512));
                 s.array(|s| s.map().map(|m| maps.push(m)))
             }
             "map" => s.map().map(|m| found.map = Some(m)),
@@ -457,6 +461,7 @@ mod layout {
     const HIGHS: u64 = 0x8080_8080_8080_8080;
 
     /// Eight bytes from `at`, if there are eight.
+    #[inline(always)]
     fn word(bytes: &[u8], at: usize) -> Option<u64> {
         bytes
             .get(at..)?
@@ -471,6 +476,7 @@ mod layout {
     }
 
     /// The first `"` or `\` from `at`, eight bytes at a time: strings are most of the text.
+    #[inline(always)]
     fn quote_or_backslash(bytes: &[u8], mut at: usize) -> Option<usize> {
         while let Some(w) = word(bytes, at) {
             let found = bytes_equal(w, b'"') | bytes_equal(w, b'\\');
@@ -490,6 +496,7 @@ mod layout {
         /// Skips whitespace. Indentation is half of multipathd's JSON: runs of spaces are
         /// crossed eight bytes at a time (the first non-space byte of a word is the first
         /// non-zero byte of the word XOR eight spaces).
+        #[inline(always)]
         fn blank(&mut self) {
             while matches!(self.bytes.get(self.at), Some(b' ' | b'\n' | b'\r' | b'\t')) {
                 match word(self.bytes, self.at) {
@@ -504,6 +511,7 @@ mod layout {
         }
 
         /// The next non-blank byte, consumed if it is `want`.
+        #[inline(always)]
         fn eat(&mut self, want: u8) -> bool {
             self.blank();
             let hit = self.bytes.get(self.at) == Some(&want);
@@ -514,6 +522,7 @@ mod layout {
         }
 
         /// The next non-blank byte, consumed.
+        #[inline(always)]
         fn next_after_blank(&mut self) -> Option<u8> {
             self.blank();
             let byte = *self.bytes.get(self.at)?;
@@ -567,6 +576,7 @@ mod layout {
         }
 
         /// A string without escapes.
+        #[inline(always)]
         fn string(&mut self) -> Option<&'a str> {
             if self.bytes.get(self.at) != Some(&b'"') {
                 return None;
@@ -582,6 +592,7 @@ mod layout {
         }
 
         /// A string or an integer.
+        #[inline(always)]
         fn field(&mut self) -> Option<Field<'a>> {
             if self.bytes.get(self.at) == Some(&b'"') {
                 return self.string().map(Field::Text);

@@ -18,6 +18,7 @@ use crate::model::{
     CheckerState, CompactString, DevState, GroupState, Hcil, Map, Path, PathDmState, PathGroup,
     Topology, WriteProt,
 };
+use std::borrow::Cow;
 
 const SOURCE: &str = "topology";
 
@@ -27,9 +28,18 @@ pub fn parse_topology(text: &str) -> Result<Topology, ParseError> {
     if is_empty_listing(text) {
         return Ok(topology);
     }
+    // A map takes four lines at the least: room for every map at once, so the maps are
+    // never moved while the list grows. Pages never written cost nothing.
+    topology.maps.reserve(text.len() / 256);
+    // multipathd colours names only on a terminal: look for escapes once, not per line.
+    let coloured = memchr::memchr(0x1b, text.as_bytes()).is_some();
     for (index, raw) in super::lines(text).enumerate() {
         let number = index + 1;
-        let line = strip_ansi(raw);
+        let line = if coloured {
+            strip_ansi(raw)
+        } else {
+            Cow::Borrowed(raw)
+        };
         let line = line.trim_ascii_end();
         let body = line.trim_ascii_start();
         if body.is_empty() {
@@ -47,9 +57,9 @@ pub fn parse_topology(text: &str) -> Result<Topology, ParseError> {
         } else if let Some(rest) = group_branch(body) {
             let map = current_map(&mut topology, number, line)?;
             map.groups.push(parse_group(rest, number, line)?);
-        } else if let Some(rest) = path_branch(body) {
+        } else if let Some((hcil, rest)) = path_branch(body) {
             let map = current_map(&mut topology, number, line)?;
-            let path = parse_path(rest, number, line)?;
+            let path = parse_path(hcil, rest, number, line)?;
             match map.groups.last_mut() {
                 Some(group) => group.paths.push(path),
                 None => {
@@ -86,12 +96,16 @@ fn group_branch(body: &str) -> Option<&str> {
         .map(str::trim_start)
 }
 
-/// `| |- rest`, ``| `- rest``, `|- rest`, `` `- rest``: tree glyphs, then an H:C:T:L.
-fn path_branch(body: &str) -> Option<&str> {
+/// `| |- rest`, ``| `- rest``, `|- rest`, `` `- rest``: tree glyphs, then an H:C:T:L
+/// (`#:#:#:#` for a path without one), returned with what follows it.
+fn path_branch(body: &str) -> Option<(Option<Hcil>, &str)> {
     let rest = body.trim_start_matches(['|', '`', ' ']);
     let rest = rest.strip_prefix("- ")?;
-    let first = rest.split_whitespace().next()?;
-    (Hcil::parse(first).is_some() || first == "#:#:#:#").then_some(rest)
+    let (first, after) = split_word(rest);
+    match Hcil::parse(first) {
+        Some(hcil) => Some((Some(hcil), after)),
+        None => (first == "#:#:#:#").then_some((None, after)),
+    }
 }
 
 /// `[action: ]name[ (wwid)] dm-N|undef VENDOR,PRODUCT`
@@ -156,9 +170,9 @@ fn parse_properties(
     number: usize,
     line: &str,
 ) -> Result<(), ParseError> {
-    let pairs = key_values(props)
-        .ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced quotes", line))?;
-    for (key, value) in pairs {
+    for pair in key_values(props) {
+        let (key, value) =
+            pair.ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced quotes", line))?;
         match key {
             "size" => map.size = Some(value.into()),
             "features" => map.features = Some(value.into()),
@@ -172,10 +186,10 @@ fn parse_properties(
 
 /// `policy='…' prio=N status=…`
 fn parse_group(rest: &str, number: usize, line: &str) -> Result<PathGroup, ParseError> {
-    let pairs = key_values(rest)
-        .ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced quotes", line))?;
     let mut group = PathGroup::default();
-    for (key, value) in pairs {
+    for pair in key_values(rest) {
+        let (key, value) =
+            pair.ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced quotes", line))?;
         match key {
             "policy" => group.selector = Some(value.into()),
             "prio" => {
@@ -190,10 +204,15 @@ fn parse_group(rest: &str, number: usize, line: &str) -> Result<PathGroup, Parse
     Ok(group)
 }
 
-/// `hcil dev dev_t dm_st chk_st dev_st`; `chk_st` may be two words (`i/o pending`).
-fn parse_path(rest: &str, number: usize, line: &str) -> Result<Path, ParseError> {
+/// `dev dev_t dm_st chk_st dev_st` after the H:C:T:L; `chk_st` may be two words
+/// (`i/o pending`).
+fn parse_path(
+    hcil: Option<Hcil>,
+    rest: &str,
+    number: usize,
+    line: &str,
+) -> Result<Path, ParseError> {
     let too_few = || ParseError::at_line(SOURCE, number, "path line with too few fields", line);
-    let (hcil, rest) = split_word(rest);
     let (dev, rest) = split_word(rest);
     let (dev_t, rest) = split_word(rest);
     let (dm, rest) = split_word(rest);
@@ -208,7 +227,7 @@ fn parse_path(rest: &str, number: usize, line: &str) -> Result<Path, ParseError>
         return Err(too_few());
     }
     Ok(Path {
-        hcil: Hcil::parse(hcil),
+        hcil,
         dev: known_dev(dev),
         dev_t: (dev_t != "#:#").then(|| dev_t.into()),
         dm_state: Some(PathDmState::from_word(dm)),
@@ -312,26 +331,29 @@ fn brackets(text: &str) -> Option<Vec<&str>> {
     Some(items)
 }
 
-/// `key=value key='quoted value' …`; `None` when a quote is not closed.
-fn key_values(text: &str) -> Option<Vec<(&str, &str)>> {
+/// `key=value key='quoted value' …`, pair by pair; a `None` (then the end) where a pair
+/// has no `=` or a quote is not closed.
+fn key_values(text: &str) -> impl Iterator<Item = Option<(&str, &str)>> {
     let position = |s: &str, c: u8| s.bytes().position(|b| b == c);
-    let mut pairs = Vec::with_capacity(4);
-    let mut rest = text.trim_ascii_start();
-    while !rest.is_empty() {
-        let eq = position(rest, b'=')?;
-        let key = rest[..eq].trim_ascii();
-        let after = &rest[eq + 1..];
-        let (value, next) = if let Some(quoted) = after.strip_prefix('\'') {
-            let close = position(quoted, b'\'')?;
-            (&quoted[..close], &quoted[close + 1..])
-        } else {
-            let end = position(after, b' ').unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        pairs.push((key, value));
-        rest = next.trim_ascii_start();
-    }
-    Some(pairs)
+    let mut rest = Some(text.trim_ascii_start());
+    std::iter::from_fn(move || {
+        let text = rest.take().filter(|r| !r.is_empty())?;
+        let pair = (|| {
+            let eq = position(text, b'=')?;
+            let key = text[..eq].trim_ascii();
+            let after = &text[eq + 1..];
+            let (value, next) = if let Some(quoted) = after.strip_prefix('\'') {
+                let close = position(quoted, b'\'')?;
+                (&quoted[..close], &quoted[close + 1..])
+            } else {
+                let end = position(after, b' ').unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            };
+            rest = Some(next.trim_ascii_start());
+            Some((key, value))
+        })();
+        Some(pair)
+    })
 }
 
 /// The first word and the rest, both without leading whitespace (ASCII: the vocabulary is).

@@ -241,6 +241,39 @@ fn progress(out: &mut String, cur: u32, total: u32) {
     let _ = write!(out, " {cur}/{total}");
 }
 
+/// The values of a format's wildcards for every monitored path, each printed once. The
+/// topology pads path fields to the widest value over all of them, so it needs every
+/// value before its first line; printing each one twice cost a third of the request.
+struct PathCells {
+    text: String,
+    /// Row by row (pathvec order), wildcard by wildcard: where the value lies in `text`,
+    /// `None` for a wildcard multipathd does not know.
+    cells: Vec<Option<(usize, usize)>>,
+    parts: usize,
+    /// Device id → row.
+    rows: Vec<Option<usize>>,
+}
+
+impl PathCells {
+    fn row(&self, id: DeviceId) -> Option<&[Option<(usize, usize)>]> {
+        let row = (*self.rows.get(id.0)?)?;
+        self.cells.get(row * self.parts..(row + 1) * self.parts)
+    }
+
+    /// As [`widths`] without titles: the widest value per wildcard, capped.
+    fn widths(&self, parts: &[(&str, char)]) -> Widths {
+        let mut widths = [0; 128];
+        for row in self.cells.chunks(self.parts.max(1)) {
+            for (&(_, w), cell) in parts.iter().zip(row) {
+                if let (Some((start, end)), Some(slot)) = (cell, widths.get_mut(w as usize)) {
+                    *slot = (*slot).max((end - start).min(MAX_FIELD_WIDTH));
+                }
+            }
+        }
+        widths
+    }
+}
+
 /// What the printers read: the fabric (the truth) and the daemon (its view of it), with
 /// each path's and map's state worked out once per request.
 pub struct Printer<'a> {
@@ -532,13 +565,33 @@ impl<'a> Printer<'a> {
         out
     }
 
+    /// Every monitored path's values for `parts`, printed once.
+    fn path_cells(&self, parts: &[(&str, char)]) -> PathCells {
+        let ids = &self.daemon.pathvec;
+        let mut cells = PathCells {
+            text: String::with_capacity(ids.len() * 48),
+            cells: Vec::with_capacity(ids.len() * parts.len()),
+            parts: parts.len(),
+            rows: vec![None; self.paths.len()],
+        };
+        for (row, id) in ids.iter().enumerate() {
+            if let Some(slot) = cells.rows.get_mut(id.0) {
+                *slot = Some(row);
+            }
+            for &(_, w) in parts {
+                let start = cells.text.len();
+                let known = self.path_field(&mut cells.text, *id, w);
+                cells.cells.push(known.then_some((start, cells.text.len())));
+            }
+        }
+        cells
+    }
+
     /// `show topology` / `show map X topology`.
     pub fn topology(&self, indexes: impl IntoIterator<Item = usize>) -> String {
-        let ids = &self.daemon.pathvec;
-        let path_widths = widths(PATH_WILDCARDS, PATH_INDENT, false, ids, |o, id, w| {
-            self.path_field(o, *id, w)
-        });
         let (path_parts, path_tail) = segments(PATH_INDENT);
+        let cells = self.path_cells(&path_parts);
+        let path_widths = cells.widths(&path_parts);
         let (props_parts, props_tail) = segments(MAP_PROPS);
         let (group_parts, group_tail) = segments(GROUP_INDENT);
         let mut out = String::with_capacity(512 * self.daemon.maps.len());
@@ -568,12 +621,19 @@ impl<'a> Printer<'a> {
                     out.push(' ');
                     out.push(if p + 1 == group.len() { '`' } else { '|' });
                     out.push_str("- ");
+                    let row = cells.row(*id);
+                    let mut part = 0;
                     line_of(
                         &mut out,
                         &path_parts,
                         path_tail,
                         Some(&path_widths),
-                        |o, w| self.path_field(o, *id, w),
+                        |o, _| {
+                            let cell = row.and_then(|r| r.get(part)).copied().flatten();
+                            part += 1;
+                            cell.map(|(start, end)| o.push_str(&cells.text[start..end]))
+                                .is_some()
+                        },
                     );
                 }
             }
