@@ -58,10 +58,13 @@ impl Ledger {
     ) -> Result<BTreeMap<String, u32>, LedgerError> {
         let totals: BTreeMap<&str, u32> = totals.into_iter().collect();
         self.update(|max| {
+            let known = max.len();
             max.retain(|wwid, _| totals.contains_key(wwid.as_str()));
+            let mut changed = max.len() != known;
             for (wwid, total) in &totals {
-                raise(max, wwid, *total);
+                changed |= raise(max, wwid, *total).1;
             }
+            ((), changed)
         })
         .map(|((), max)| max)
     }
@@ -70,11 +73,11 @@ impl Ledger {
     /// gone and is forgotten.
     pub fn record(&self, wwid: &str, total: Option<u32>) -> Result<Option<u32>, LedgerError> {
         self.update(|max| match total {
-            Some(total) => Some(raise(max, wwid, total)),
-            None => {
-                max.remove(wwid);
-                None
+            Some(total) => {
+                let (max, changed) = raise(max, wwid, total);
+                (Some(max), changed)
             }
+            None => (None, max.remove(wwid).is_some()),
         })
         .map(|(result, _)| result)
     }
@@ -85,8 +88,12 @@ impl Ledger {
         present: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), LedgerError> {
         let present: std::collections::BTreeSet<&str> = present.into_iter().collect();
-        self.update(|max| max.retain(|wwid, _| present.contains(wwid.as_str())))
-            .map(drop)
+        self.update(|max| {
+            let known = max.len();
+            max.retain(|wwid, _| present.contains(wwid.as_str()));
+            ((), max.len() != known)
+        })
+        .map(drop)
     }
 
     /// Forgets a map (it was released).
@@ -99,11 +106,11 @@ impl Ledger {
         Ok(self.load().map_err(|e| self.error(e))?.max)
     }
 
-    /// Applies `change` under the lock, stores the ledger if it changed, and returns what
-    /// `change` returned with the ledger as it now is.
+    /// Applies `change` under the lock, stores the ledger if `change` says it changed it,
+    /// and returns what `change` returned with the ledger as it now is.
     fn update<T>(
         &self,
-        change: impl FnOnce(&mut BTreeMap<String, u32>) -> T,
+        change: impl FnOnce(&mut BTreeMap<String, u32>) -> (T, bool),
     ) -> Result<(T, BTreeMap<String, u32>), LedgerError> {
         if let Some(dir) = self.file.parent() {
             fs::create_dir_all(dir).map_err(|e| self.error(e))?;
@@ -115,13 +122,10 @@ impl Ledger {
             .open(&self.lock)
             .map_err(|e| self.error(e))?;
         lock.lock().map_err(|e| self.error(e))?;
-        let before = self.load().map_err(|e| self.error(e))?;
-        let mut contents = Contents {
-            version: 1,
-            max: before.max.clone(),
-        };
-        let result = change(&mut contents.max);
-        if contents.max != before.max {
+        let mut contents = self.load().map_err(|e| self.error(e))?;
+        let (result, changed) = change(&mut contents.max);
+        if changed {
+            contents.version = 1;
             self.store(&contents).map_err(|e| self.error(e))?;
         }
         drop(lock);
@@ -162,15 +166,17 @@ impl Ledger {
     }
 }
 
-fn raise(max: &mut BTreeMap<String, u32>, wwid: &str, total: u32) -> u32 {
+/// Raises a map's mark to `total`; returns the mark and whether it changed.
+fn raise(max: &mut BTreeMap<String, u32>, wwid: &str, total: u32) -> (u32, bool) {
     // Looked up before inserting: nearly every call finds the map already there, and the
     // entry API would allocate its key every time.
     if let Some(known) = max.get_mut(wwid) {
+        let changed = total > *known;
         *known = (*known).max(total);
-        return *known;
+        return (*known, changed);
     }
     max.insert(wwid.to_string(), total);
-    total
+    (total, true)
 }
 
 #[cfg(test)]
@@ -189,6 +195,23 @@ mod tests {
         assert_eq!(ledger.record("b", Some(1)).unwrap(), Some(1));
         ledger.forget("a").unwrap();
         assert_eq!(ledger.read().unwrap().keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn the_ledger_is_written_only_when_a_mark_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let ledger = Ledger::new(&root);
+        ledger.record_all([("a", 2), ("b", 4)]).unwrap();
+        // Same marks, laid out as we never write them: a rewrite would show.
+        let by_hand = "{ \"version\": 1, \"max\": { \"a\": 2, \"b\": 4 } }";
+        fs::write(root.path(LEDGER_PATH), by_hand).unwrap();
+        ledger.record_all([("a", 1), ("b", 4)]).unwrap();
+        ledger.record("b", Some(3)).unwrap();
+        assert_eq!(fs::read_to_string(root.path(LEDGER_PATH)).unwrap(), by_hand);
+        ledger.record("a", Some(3)).unwrap();
+        assert_ne!(fs::read_to_string(root.path(LEDGER_PATH)).unwrap(), by_hand);
+        assert_eq!(ledger.read().unwrap()["a"], 3);
     }
 
     #[test]

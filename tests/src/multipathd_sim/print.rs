@@ -215,6 +215,15 @@ fn number(out: &mut String, value: impl itoa::Integer) -> std::fmt::Result {
     Ok(())
 }
 
+/// Appends sixteen lowercase hex digits (`%016x`).
+fn hex16(out: &mut String, value: u64) -> std::fmt::Result {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((value >> (shift * 4)) & 0xf) as usize]));
+    }
+    Ok(())
+}
+
 /// Appends `h:c:t:l`.
 fn hcil(out: &mut String, hcil: Hcil) -> std::fmt::Result {
     let _ = number(out, hcil.host);
@@ -359,14 +368,13 @@ impl<'a> Printer<'a> {
                 out.push_str("dm-");
                 number(out, map.minor)
             }
-            'F' => write!(
+            'F' => push(
                 out,
-                "{}",
                 match map.policy.failback {
                     Failback::Immediate => "immediate",
                     Failback::Followover => "followover",
                     Failback::Manual => "-",
-                }
+                },
             ),
             'Q' => match map.policy.no_path_retry {
                 NoPathRetry::Undef => push(out, "-"),
@@ -387,7 +395,11 @@ impl<'a> Printer<'a> {
             '1' => number(out, map.switch_grp),
             '2' => number(out, map.map_loads),
             's' => match array {
-                Some(a) => write!(out, "{},{}", a.vendor, a.product),
+                Some(a) => {
+                    out.push_str(&a.vendor);
+                    out.push(',');
+                    push(out, &a.product)
+                }
                 None => push(out, "##,##"),
             },
             'v' => push(out, array.map_or("##", |a| a.vendor.as_str())),
@@ -422,14 +434,14 @@ impl<'a> Printer<'a> {
             't' if !in_map => push(out, "undef"),
             't' => push(out, if info.failed { "failed" } else { "active" }),
             'o' if !in_map => push(out, "unknown"),
-            'o' => write!(
-                out,
-                "{}",
-                if device.offline { "offline" } else { "running" }
-            ),
+            'o' => push(out, if device.offline { "offline" } else { "running" }),
             'T' if !in_map => push(out, "undef"),
             'T' => push(out, info.checker.word()),
-            's' => write!(out, "{},{}", facts.array.vendor, facts.array.product),
+            's' => {
+                out.push_str(&facts.array.vendor);
+                out.push(',');
+                push(out, &facts.array.product)
+            }
             'c' => push(out, &facts.array.policy.checker),
             'C' if !in_map => push(out, "orphan"),
             'C' => {
@@ -444,16 +456,8 @@ impl<'a> Printer<'a> {
                 Some(m) => push(out, &self.daemon.maps[m].alias),
                 None => push(out, "[orphan]"),
             },
-            'N' if fc => write!(
-                out,
-                "{}",
-                facts.host_port.wwnn.as_deref().unwrap_or("[unknown]")
-            ),
-            'R' if fc => write!(
-                out,
-                "{}",
-                facts.host_port.wwpn.as_deref().unwrap_or("[unknown]")
-            ),
+            'N' if fc => push(out, facts.host_port.wwnn.as_deref().unwrap_or("[unknown]")),
+            'R' if fc => push(out, facts.host_port.wwpn.as_deref().unwrap_or("[unknown]")),
             'r' if fc => push(out, facts.port.wwpn.as_deref().unwrap_or("[unknown]")),
             'N' | 'R' | 'r' | 'g' => push(out, "[undef]"),
             'n' => match facts.host_port.transport {
@@ -471,7 +475,10 @@ impl<'a> Printer<'a> {
             '0' => push(out, "0"),
             'P' => push(out, facts.host_port.transport.protocol()),
             'I' => push(out, "ok"),
-            'L' => write!(out, "0x{:016x}", scsilun(device.hcil.lun)),
+            'L' => {
+                out.push_str("0x");
+                hex16(out, scsilun(device.hcil.lun))
+            }
             _ => return false,
         };
         true
@@ -480,15 +487,14 @@ impl<'a> Printer<'a> {
     fn group_field(&self, out: &mut String, map: &MapState, index: usize, w: char) -> bool {
         let _ = match w {
             's' => push(out, &map.policy.selector),
-            'p' => write!(out, "{}", self.group_prio(&map.layout[index])),
-            't' => write!(
+            'p' => number(out, self.group_prio(&map.layout[index])),
+            't' => push(
                 out,
-                "{}",
                 if index == map.current {
                     "active"
                 } else {
                     "enabled"
-                }
+                },
             ),
             'M' => push(out, "normal"),
             _ => return false,
@@ -595,18 +601,22 @@ impl<'a> Printer<'a> {
         let (props_parts, props_tail) = segments(MAP_PROPS);
         let (group_parts, group_tail) = segments(GROUP_INDENT);
         let mut out = String::with_capacity(512 * self.daemon.maps.len());
+        // The header's four shapes: with or without the action, with or without the WWID
+        // after an alias.
+        let headers = [
+            "%n %d %s",
+            "%n (%w) %d %s",
+            "%A: %n %d %s",
+            "%A: %n (%w) %d %s",
+        ]
+        .map(segments);
         for index in indexes {
             let map = self.map(index);
-            let mut style = String::new();
-            if map.created {
-                style.push_str("%A: ");
-            }
-            style.push_str("%n");
-            if map.alias != map.wwid {
-                style.push_str(" (%w)");
-            }
-            style.push_str(" %d %s");
-            line(&mut out, &style, None, |o, w| self.map_field(o, index, w));
+            let shape = usize::from(map.created) * 2 + usize::from(map.alias != map.wwid);
+            let (header_parts, header_tail) = &headers[shape];
+            line_of(&mut out, header_parts, header_tail, None, |o, w| {
+                self.map_field(o, index, w)
+            });
             line_of(&mut out, &props_parts, props_tail, None, |o, w| {
                 self.map_field(o, index, w)
             });
