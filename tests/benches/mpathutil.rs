@@ -1,6 +1,7 @@
 //! What multipath costs sm-rs at scale: 1024 maps × 4 paths (4096 disks).
 //!
-//! - parsing `show maps json` and the topology text, in process;
+//! - parsing `show maps json` (beside serde_json reading the same reply) and the topology
+//!   text, in process;
 //! - whole `mpathutil status --json` and `mpathutil count` processes against the simulated
 //!   multipathd, as an administrator (or a script) runs them.
 //!
@@ -35,6 +36,12 @@ fn parse(c: &mut Criterion) {
 
     c.bench_function("parse show maps json (1024 maps x 4 paths)", |b| {
         b.iter(|| parse_maps_json(black_box(&json)).unwrap())
+    });
+    // The peer, side by side: the same reply read by serde_json into its generic value
+    // tree, as a tool without a reader of its own would read it. The ratio between the
+    // two holds when this machine's speed drifts.
+    c.bench_function("peer: serde_json::Value of show maps json", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(&json)).unwrap())
     });
     c.bench_function("parse show topology (1024 maps x 4 paths)", |b| {
         b.iter(|| parse_topology(black_box(&topology)).unwrap())
