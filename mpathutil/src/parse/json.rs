@@ -425,6 +425,7 @@ mod layout {
     //! serde_json instead, so what is accepted here is always valid JSON that serde_json
     //! reads the same way (a property test holds the two to it).
 
+    use super::super::FEW;
     use super::{Field, Layout, finish_map, set_group, set_map, set_path};
     use crate::model::{Map, Path, PathGroup};
 
@@ -700,10 +701,13 @@ mod layout {
         /// not built aside and moved.
         fn map(&mut self, map: &mut Map) -> Option<Tail> {
             self.members(|r, key, value| match value {
-                Value::Objects if key == "path_groups" => r.objects(|r| {
-                    map.groups.push(PathGroup::default());
-                    r.group(map.groups.last_mut()?)
-                }),
+                Value::Objects if key == "path_groups" => {
+                    map.groups.reserve_exact(FEW);
+                    r.objects(|r| {
+                        map.groups.push(PathGroup::default());
+                        r.group(map.groups.last_mut()?)
+                    })
+                }
                 Value::Empty if key == "path_groups" => Some(false),
                 Value::Scalar(value) => set_map(map, key, value).map(|()| false),
                 _ => None,
@@ -712,10 +716,13 @@ mod layout {
 
         fn group(&mut self, group: &mut PathGroup) -> Option<Tail> {
             self.members(|r, key, value| match value {
-                Value::Objects if key == "paths" => r.objects(|r| {
-                    group.paths.push(Path::default());
-                    r.path(group.paths.last_mut()?)
-                }),
+                Value::Objects if key == "paths" => {
+                    group.paths.reserve_exact(FEW);
+                    r.objects(|r| {
+                        group.paths.push(Path::default());
+                        r.path(group.paths.last_mut()?)
+                    })
+                }
                 Value::Empty if key == "paths" => Some(false),
                 Value::Scalar(value) => set_group(group, key, value).map(|()| false),
                 _ => None,

@@ -122,6 +122,12 @@ pub(crate) fn defined(text: &str) -> Option<compact_str::CompactString> {
     (!matches!(text, "" | "[undef]" | "[unknown]" | "##")).then(|| text.into())
 }
 
+/// Room for this many groups per map and paths per group from the start. Two is the
+/// common case (ALUA: an optimised and a non-optimised group; a path per controller or
+/// HBA), where `Vec` would start at four: at 4096 paths the unused half is a megabyte and
+/// a half of fresh pages, each a page fault.
+pub(crate) const FEW: usize = 2;
+
 /// The reply multipathd gives for an empty listing.
 pub(crate) fn is_empty_listing(text: &str) -> bool {
     let t = text.trim();

@@ -13,7 +13,7 @@
 //!  \_ 0:0:0:0 sda 8:0 [active][ready]           path (0.4.x)
 //! ```
 
-use super::{ParseError, is_empty_listing, strip_ansi};
+use super::{FEW, ParseError, is_empty_listing, strip_ansi};
 use crate::model::{
     CheckerState, CompactString, DevState, GroupState, Hcil, Map, Path, PathDmState, PathGroup,
     Topology, WriteProt,
@@ -159,6 +159,7 @@ fn parse_header(body: &str, number: usize, line: &str) -> Result<Map, ParseError
         vendor,
         product,
         action: action.filter(|a| !a.is_empty()).map(CompactString::from),
+        groups: Vec::with_capacity(FEW),
         ..Map::default()
     })
 }
@@ -186,7 +187,10 @@ fn parse_properties(
 
 /// `policy='…' prio=N status=…`
 fn parse_group(rest: &str, number: usize, line: &str) -> Result<PathGroup, ParseError> {
-    let mut group = PathGroup::default();
+    let mut group = PathGroup {
+        paths: Vec::with_capacity(FEW),
+        ..PathGroup::default()
+    };
     for pair in key_values(rest) {
         let (key, value) =
             pair.ok_or_else(|| ParseError::at_line(SOURCE, number, "unbalanced quotes", line))?;
@@ -299,6 +303,7 @@ fn parse_legacy_member(
     };
     let mut group = PathGroup {
         selector: (!selector.is_empty()).then(|| selector.into()),
+        paths: Vec::with_capacity(FEW),
         ..PathGroup::default()
     };
     for item in brackets(states)
