@@ -70,7 +70,7 @@ impl<'w> JsonWriter<'w> {
             .extend_from_slice(if self.pretty { b"\": " } else { b"\":" });
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self, s: &str) {
         if needs_escape(s.as_bytes()) {
             return self.escaped_string(s);
@@ -101,7 +101,7 @@ impl<'w> JsonWriter<'w> {
         self.buf.push(b'"');
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn opt_string(&mut self, s: Option<&str>) {
         match s {
             Some(s) => self.string(s),

@@ -19,6 +19,8 @@ pub mod model;
 pub mod parse;
 pub mod report;
 pub mod root;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
 
 pub use client::{Config, Error, Multipathd, Pipeline, SocketName};
 pub use health::{Health, PathCounts, PathVerdict};

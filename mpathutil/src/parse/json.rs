@@ -804,7 +804,7 @@ mod layout {
         let mut at = 0;
         #[cfg(target_arch = "x86_64")]
         while let Some(block) = line.get(at..).and_then(|l| l.first_chunk::<16>()) {
-            let others = !sse2::spaces(block) & 0xffff;
+            let others = !crate::sse2::equal(block, b' ') & 0xffff;
             if others != 0 {
                 return at + others.trailing_zeros() as usize;
             }
@@ -820,64 +820,6 @@ mod layout {
         at + line
             .get(at..)
             .map_or(0, |rest| rest.iter().take_while(|b| **b == b' ').count())
-    }
-
-    /// Sixteen bytes at a time where the hardware has it: SSE2 is part of every x86-64
-    /// processor. Shorter runs, and other architectures, take the portable loops.
-    #[cfg(target_arch = "x86_64")]
-    mod sse2 {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
-            _mm_set1_epi8,
-        };
-
-        /// Bit `i` set where byte `i` of `block` is a space.
-        #[inline(always)]
-        pub(super) fn spaces(block: &[u8; 16]) -> u32 {
-            // SAFETY: SSE2 is in the x86-64 baseline, so the instructions exist on every
-            // machine this code is compiled for.
-            unsafe { spaces_sse2(block) }
-        }
-
-        /// Bit `i` set where byte `i` of `block` ends or breaks an unescaped string: a
-        /// quote, a backslash or a control byte.
-        #[inline(always)]
-        pub(super) fn string_stops(block: &[u8; 16]) -> u32 {
-            // SAFETY: as above.
-            unsafe { string_stops_sse2(block) }
-        }
-
-        #[target_feature(enable = "sse2")]
-        fn load(block: &[u8; 16]) -> __m128i {
-            let (low, high) = block.split_at(8);
-            let word = |half: &[u8]| {
-                let mut bytes = [0; 8];
-                bytes.copy_from_slice(half);
-                i64::from_le_bytes(bytes)
-            };
-            _mm_set_epi64x(word(high), word(low))
-        }
-
-        #[target_feature(enable = "sse2")]
-        fn spaces_sse2(block: &[u8; 16]) -> u32 {
-            let hits = _mm_cmpeq_epi8(load(block), _mm_set1_epi8(b' ' as i8));
-            _mm_movemask_epi8(hits) as u32
-        }
-
-        #[target_feature(enable = "sse2")]
-        fn string_stops_sse2(block: &[u8; 16]) -> u32 {
-            let v = load(block);
-            let control = _mm_set1_epi8(0x1f);
-            let hits = _mm_or_si128(
-                _mm_or_si128(
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
-                    _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
-                ),
-                // A byte is at most 0x1f when the larger of it and 0x1f is 0x1f.
-                _mm_cmpeq_epi8(_mm_max_epu8(v, control), control),
-            );
-            _mm_movemask_epi8(hits) as u32
-        }
     }
 
     /// The high bit set in each byte of `w` equal to `c`, exact up to the first one.
@@ -900,7 +842,7 @@ mod layout {
         let mut at = 0;
         #[cfg(target_arch = "x86_64")]
         while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
-            let found = sse2::string_stops(block);
+            let found = crate::sse2::string_stops(block);
             if found != 0 {
                 return Some(at + found.trailing_zeros() as usize);
             }
