@@ -55,7 +55,7 @@ fn fields<const N: usize>(line: &str) -> Option<[&str; N]> {
     let mut at = 0;
     #[cfg(target_arch = "x86_64")]
     while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
-        let mut found = crate::sse2::equal(block, 0x1f);
+        let mut found = crate::scan::sse2::equal(block, 0x1f);
         while found != 0 {
             cut(at + found.trailing_zeros() as usize, &mut start)?;
             found &= found - 1;

@@ -19,8 +19,7 @@ pub mod model;
 pub mod parse;
 pub mod report;
 pub mod root;
-#[cfg(target_arch = "x86_64")]
-mod sse2;
+mod scan;
 
 pub use client::{Config, Error, Multipathd, Pipeline, SocketName};
 pub use health::{Health, PathCounts, PathVerdict};

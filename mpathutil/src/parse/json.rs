@@ -429,6 +429,7 @@ mod layout {
     use super::super::FEW;
     use super::{Field, Layout, finish_map, set_group, set_map, set_path};
     use crate::model::{Map, Path, PathGroup};
+    use crate::scan;
 
     pub(super) fn read(text: &str) -> Option<Layout> {
         let mut r = Reader {
@@ -453,10 +454,7 @@ mod layout {
                 let maps = found
                     .maps
                     .get_or_insert_with(|| Vec::with_capacity(r.text.len() / 2048));
-                r.objects(|r| {
-                    maps.push(Map::default());
-                    r.map(maps.last_mut()?)
-                })
+                r.objects_into(maps, Reader::map)
             }
             ("maps", Value::Empty) => {
                 found.maps.get_or_insert_with(Vec::new);
@@ -533,7 +531,7 @@ mod layout {
     impl<'a> Reader<'a> {
         #[inline(always)]
         fn indent(&mut self) {
-            self.at += self.bytes.get(self.at..).map_or(0, leading_spaces);
+            self.at += self.bytes.get(self.at..).map_or(0, scan::leading_spaces);
         }
 
         #[inline(always)]
@@ -563,7 +561,7 @@ mod layout {
                 return None;
             }
             let start = self.at;
-            let end = start + string_end(self.bytes.get(start..)?)?;
+            let end = start + scan::string_end(self.bytes.get(start..)?)?;
             if self.bytes.get(end) != Some(&b'"') {
                 return None;
             }
@@ -698,16 +696,24 @@ mod layout {
             }
         }
 
-        /// Fills a map in place: maps, groups and paths are written where they will stay,
-        /// not built aside and moved.
+        /// The objects of an array into `list`, each read by `read` where it will stay
+        /// rather than built aside and moved; room for [`FEW`] at first.
+        fn objects_into<T: Default>(
+            &mut self,
+            list: &mut Vec<T>,
+            mut read: impl FnMut(&mut Self, &mut T) -> Option<Tail>,
+        ) -> Option<bool> {
+            list.reserve_exact(FEW);
+            self.objects(|r| {
+                list.push(T::default());
+                read(r, list.last_mut()?)
+            })
+        }
+
         fn map(&mut self, map: &mut Map) -> Option<Tail> {
             self.members(|r, key, value| match value {
                 Value::Objects if key == "path_groups" => {
-                    map.groups.reserve_exact(FEW);
-                    r.objects(|r| {
-                        map.groups.push(PathGroup::default());
-                        r.group(map.groups.last_mut()?)
-                    })
+                    r.objects_into(&mut map.groups, Self::group)
                 }
                 Value::Empty if key == "path_groups" => Some(false),
                 Value::Scalar(value) => set_map(map, key, value).map(|()| false),
@@ -717,13 +723,7 @@ mod layout {
 
         fn group(&mut self, group: &mut PathGroup) -> Option<Tail> {
             self.members(|r, key, value| match value {
-                Value::Objects if key == "paths" => {
-                    group.paths.reserve_exact(FEW);
-                    r.objects(|r| {
-                        group.paths.push(Path::default());
-                        r.path(group.paths.last_mut()?)
-                    })
-                }
+                Value::Objects if key == "paths" => r.objects_into(&mut group.paths, Self::path),
                 Value::Empty if key == "paths" => Some(false),
                 Value::Scalar(value) => set_group(group, key, value).map(|()| false),
                 _ => None,
@@ -792,77 +792,6 @@ mod layout {
         "lun_hex",
         "marginal_st",
     ];
-
-    const SPACES: u64 = u64::from_ne_bytes(*b"        ");
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-    /// How many spaces `line` starts with, eight at a time (the first non-space byte of a
-    /// word is its first non-zero byte once XORed with eight spaces).
-    #[inline(always)]
-    pub(super) fn leading_spaces(line: &[u8]) -> usize {
-        let mut at = 0;
-        #[cfg(target_arch = "x86_64")]
-        while let Some(block) = line.get(at..).and_then(|l| l.first_chunk::<16>()) {
-            let others = !crate::sse2::equal(block, b' ') & 0xffff;
-            if others != 0 {
-                return at + others.trailing_zeros() as usize;
-            }
-            at += 16;
-        }
-        while let Some(word) = line.get(at..).and_then(|l| l.first_chunk::<8>()) {
-            let other = u64::from_le_bytes(*word) ^ SPACES;
-            if other != 0 {
-                return at + (other.trailing_zeros() / 8) as usize;
-            }
-            at += 8;
-        }
-        at + line
-            .get(at..)
-            .map_or(0, |rest| rest.iter().take_while(|b| **b == b' ').count())
-    }
-
-    /// The high bit set in each byte of `w` equal to `c`, exact up to the first one.
-    #[inline(always)]
-    fn bytes_equal(w: u64, c: u8) -> u64 {
-        let x = w ^ (ONES * u64::from(c));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    }
-
-    /// Whether a byte ends or breaks an unescaped JSON string.
-    fn stops_string(b: u8) -> bool {
-        b == b'"' || b == b'\\' || b < 0x20
-    }
-
-    /// The first byte of `bytes` that ends or breaks an unescaped string — a quote, a
-    /// backslash (an escape: not ours to read) or a control byte (not JSON) — sixteen
-    /// or eight bytes at a time.
-    #[inline(always)]
-    pub(super) fn string_end(bytes: &[u8]) -> Option<usize> {
-        let mut at = 0;
-        #[cfg(target_arch = "x86_64")]
-        while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
-            let found = crate::sse2::string_stops(block);
-            if found != 0 {
-                return Some(at + found.trailing_zeros() as usize);
-            }
-            at += 16;
-        }
-        while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
-            let w = u64::from_le_bytes(*word);
-            let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-            let found = bytes_equal(w, b'"') | bytes_equal(w, b'\\') | control;
-            if found != 0 {
-                return Some(at + (found.trailing_zeros() / 8) as usize);
-            }
-            at += 8;
-        }
-        bytes
-            .get(at..)?
-            .iter()
-            .position(|b| stops_string(*b))
-            .map(|n| at + n)
-    }
 }
 
 #[cfg(test)]
@@ -1008,11 +937,11 @@ mod tests {
             // A run of spaces first, so whole blocks of them are crossed too.
             let bytes: Vec<u8> = std::iter::repeat_n(b' ', indent).chain(bytes).collect();
             proptest::prop_assert_eq!(
-                layout::string_end(&bytes),
+                crate::scan::string_end(&bytes),
                 bytes.iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)
             );
             proptest::prop_assert_eq!(
-                layout::leading_spaces(&bytes),
+                crate::scan::leading_spaces(&bytes),
                 bytes.iter().take_while(|b| **b == b' ').count()
             );
         }

@@ -1,0 +1,131 @@
+//! Byte scanners shared by the readers and the JSON writer: the first byte that ends an
+//! unescaped string, the length of an indentation, a separator's positions. Sixteen bytes
+//! at a time with SSE2 (every x86-64 has it), eight at a time elsewhere and on shorter
+//! runs. The crate's only `unsafe` is the SSE2 calls below.
+
+const SPACES: u64 = u64::from_ne_bytes(*b"        ");
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// How many spaces `line` starts with, eight at a time (the first non-space byte of a
+/// word is its first non-zero byte once XORed with eight spaces).
+#[inline(always)]
+pub(crate) fn leading_spaces(line: &[u8]) -> usize {
+    let mut at = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = line.get(at..).and_then(|l| l.first_chunk::<16>()) {
+        let others = !sse2::equal(block, b' ') & 0xffff;
+        if others != 0 {
+            return at + others.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    while let Some(word) = line.get(at..).and_then(|l| l.first_chunk::<8>()) {
+        let other = u64::from_le_bytes(*word) ^ SPACES;
+        if other != 0 {
+            return at + (other.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + line
+        .get(at..)
+        .map_or(0, |rest| rest.iter().take_while(|b| **b == b' ').count())
+}
+
+/// The high bit set in each byte of `w` equal to `c`, exact up to the first one.
+#[inline(always)]
+fn bytes_equal(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Whether a byte ends or breaks an unescaped JSON string.
+fn stops_string(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// The first byte of `bytes` that ends or breaks an unescaped string — a quote, a
+/// backslash (an escape: not ours to read) or a control byte (not JSON) — sixteen
+/// or eight bytes at a time.
+#[inline(always)]
+pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
+        let found = sse2::string_stops(block);
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
+        let w = u64::from_le_bytes(*word);
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        let found = bytes_equal(w, b'"') | bytes_equal(w, b'\\') | control;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(|b| stops_string(*b))
+        .map(|n| at + n)
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+
+    /// Bit `i` set where byte `i` of `block` is `byte`.
+    #[inline(always)]
+    pub(crate) fn equal(block: &[u8; 16], byte: u8) -> u32 {
+        // SAFETY: SSE2 is in the x86-64 baseline, so the instructions exist on every
+        // machine this code is compiled for.
+        unsafe { equal_sse2(block, byte) }
+    }
+
+    /// Bit `i` set where byte `i` of `block` ends or breaks an unescaped string: a
+    /// quote, a backslash or a control byte.
+    #[inline(always)]
+    pub(crate) fn string_stops(block: &[u8; 16]) -> u32 {
+        // SAFETY: as above.
+        unsafe { string_stops_sse2(block) }
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn load(block: &[u8; 16]) -> __m128i {
+        let (low, high) = block.split_at(8);
+        let word = |half: &[u8]| {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(half);
+            i64::from_le_bytes(bytes)
+        };
+        _mm_set_epi64x(word(high), word(low))
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn equal_sse2(block: &[u8; 16], byte: u8) -> u32 {
+        let hits = _mm_cmpeq_epi8(load(block), _mm_set1_epi8(byte as i8));
+        _mm_movemask_epi8(hits) as u32
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn string_stops_sse2(block: &[u8; 16]) -> u32 {
+        let v = load(block);
+        let control = _mm_set1_epi8(0x1f);
+        let hits = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)),
+            ),
+            // A byte is at most 0x1f when the larger of it and 0x1f is 0x1f.
+            _mm_cmpeq_epi8(_mm_max_epu8(v, control), control),
+        );
+        _mm_movemask_epi8(hits) as u32
+    }
+}
