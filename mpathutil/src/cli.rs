@@ -221,31 +221,33 @@ fn missing_map(e: Error, scsiid: Option<&str>) -> String {
     }
 }
 
-/// Records the paths present per map and returns the maxima. A ledger we cannot write
-/// costs only the history: we say so and count against what we see now.
+/// Records the paths present per map and returns each map's max, in the topology's
+/// order. A ledger we cannot write costs only the history: we say so and count against
+/// what we see now.
 fn note_counts(
     ledger: &Ledger,
     topology: &Topology,
     scsiid: Option<&str>,
     err: &mut dyn Write,
-) -> std::collections::BTreeMap<String, u32> {
+) -> Vec<u32> {
     let totals = topology
         .maps
         .iter()
         .map(|m| (m.wwid.as_str(), m.paths().count() as u32));
     let result = match scsiid {
-        None => ledger.record_all(totals),
+        None => ledger.record_all(totals.clone()),
         Some(_) => totals
+            .clone()
             .map(|(wwid, total)| {
                 ledger
                     .record(wwid, Some(total))
-                    .map(|max| (wwid.to_string(), max.unwrap_or(total)))
+                    .map(|max| max.unwrap_or(total))
             })
             .collect(),
     };
     result.unwrap_or_else(|e| {
         let _ = writeln!(err, "mpathutil: warning: {e}");
-        Default::default()
+        totals.map(|(_, total)| total).collect()
     })
 }
 

@@ -10,8 +10,10 @@
 //! half a file. `/run` is a tmpfs: the ledger, like the maps it describes, ends at reboot.
 
 use crate::root::HostRoot;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -32,7 +34,31 @@ pub struct LedgerError {
 struct Contents {
     version: u32,
     /// WWID → the most paths seen at once.
+    #[serde(deserialize_with = "marks")]
     max: BTreeMap<String, u32>,
+}
+
+/// Reads the marks as a list and builds the tree from it at once. We write them sorted,
+/// and `collect` builds a tree from sorted pairs in one pass, where inserting them one by
+/// one would search the tree for each (a thousand WWIDs sharing long prefixes).
+fn marks<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u32>, D::Error> {
+    struct Marks;
+    impl<'de> Visitor<'de> for Marks {
+        type Value = Vec<(String, u32)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of WWIDs to path counts")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut marks = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(mark) = map.next_entry()? {
+                marks.push(mark);
+            }
+            Ok(marks)
+        }
+    }
+    Ok(d.deserialize_map(Marks)?.into_iter().collect())
 }
 
 /// The high-water ledger of one host.
@@ -50,23 +76,48 @@ impl Ledger {
         }
     }
 
-    /// Records a view of every map (WWID → paths present now) and returns each map's max.
-    /// Maps missing from the view are gone and are forgotten.
+    /// Records a view of every map (WWID → paths present now) and returns each map's max,
+    /// in the order of the view. Maps missing from the view are gone and are forgotten.
     pub fn record_all<'a>(
         &self,
         totals: impl IntoIterator<Item = (&'a str, u32)>,
-    ) -> Result<BTreeMap<String, u32>, LedgerError> {
-        let totals: BTreeMap<&str, u32> = totals.into_iter().collect();
+    ) -> Result<Vec<u32>, LedgerError> {
+        let totals: Vec<(&str, u32)> = totals.into_iter().collect();
+        // The view in WWID order, to walk beside the ledger's sorted marks: one comparison
+        // or two per map instead of a tree search. multipathd lists maps in the order it
+        // made them, so this is often sorted already, which the sort sees in one pass.
+        let mut order: Vec<usize> = (0..totals.len()).collect();
+        order.sort_by(|a, b| totals[*a].0.cmp(totals[*b].0));
         self.update(|max| {
             let known = max.len();
-            max.retain(|wwid, _| totals.contains_key(wwid.as_str()));
-            let mut changed = max.len() != known;
-            for (wwid, total) in &totals {
-                changed |= raise(max, wwid, *total).1;
+            let mut marks = std::mem::take(max).into_iter().peekable();
+            let mut merged: Vec<(String, u32)> = Vec::with_capacity(totals.len());
+            let mut changed = false;
+            // Where each map of the view landed in `merged`.
+            let mut slots = vec![0; totals.len()];
+            for &i in &order {
+                let (wwid, total) = totals[i];
+                while marks.next_if(|(mark, _)| mark.as_str() < wwid).is_some() {}
+                let same_as_last = merged.last().is_some_and(|(last, _)| last == wwid);
+                if !same_as_last {
+                    let entry = marks.next_if(|(mark, _)| mark == wwid).unwrap_or_else(|| {
+                        changed = true;
+                        (wwid.to_string(), total)
+                    });
+                    merged.push(entry);
+                }
+                if let Some((_, mark)) = merged.last_mut() {
+                    changed |= total > *mark;
+                    *mark = (*mark).max(total);
+                }
+                slots[i] = merged.len() - 1;
             }
-            ((), changed)
+            // Any mark not merged was of a map gone.
+            changed |= merged.len() != known;
+            let maxima = slots.iter().map(|slot| merged[*slot].1).collect();
+            *max = merged.into_iter().collect();
+            (maxima, changed)
         })
-        .map(|((), max)| max)
     }
 
     /// Records one map's paths present now and returns its max; `None` means the map is
@@ -79,7 +130,6 @@ impl Ledger {
             }
             None => (None, max.remove(wwid).is_some()),
         })
-        .map(|(result, _)| result)
     }
 
     /// Forgets every map not in `present` (a listing without path counts).
@@ -93,7 +143,6 @@ impl Ledger {
             max.retain(|wwid, _| present.contains(wwid.as_str()));
             ((), max.len() != known)
         })
-        .map(drop)
     }
 
     /// Forgets a map (it was released).
@@ -107,11 +156,11 @@ impl Ledger {
     }
 
     /// Applies `change` under the lock, stores the ledger if `change` says it changed it,
-    /// and returns what `change` returned with the ledger as it now is.
+    /// and returns what `change` returned.
     fn update<T>(
         &self,
         change: impl FnOnce(&mut BTreeMap<String, u32>) -> (T, bool),
-    ) -> Result<(T, BTreeMap<String, u32>), LedgerError> {
+    ) -> Result<T, LedgerError> {
         if let Some(dir) = self.file.parent() {
             fs::create_dir_all(dir).map_err(|e| self.error(e))?;
         }
@@ -129,7 +178,7 @@ impl Ledger {
             self.store(&contents).map_err(|e| self.error(e))?;
         }
         drop(lock);
-        Ok((result, contents.max))
+        Ok(result)
     }
 
     fn load(&self) -> io::Result<Contents> {
@@ -187,14 +236,41 @@ mod tests {
     fn max_is_a_high_water_mark_and_gone_maps_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::new(&HostRoot::new(dir.path()));
-        assert_eq!(ledger.record_all([("a", 2), ("b", 4)]).unwrap()["a"], 2);
-        let max = ledger.record_all([("a", 1), ("b", 4)]).unwrap();
-        assert_eq!((max["a"], max["b"]), (2, 4));
-        let max = ledger.record_all([("a", 2)]).unwrap();
-        assert!(!max.contains_key("b"));
+        assert_eq!(ledger.record_all([("a", 2), ("b", 4)]).unwrap(), [2, 4]);
+        assert_eq!(ledger.record_all([("b", 4), ("a", 1)]).unwrap(), [4, 2]);
+        assert_eq!(ledger.record_all([("a", 2)]).unwrap(), [2]);
+        assert!(!ledger.read().unwrap().contains_key("b"));
         assert_eq!(ledger.record("b", Some(1)).unwrap(), Some(1));
         ledger.forget("a").unwrap();
         assert_eq!(ledger.read().unwrap().keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn a_view_in_any_order_is_merged_with_the_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::new(&HostRoot::new(dir.path()));
+        ledger
+            .record_all([("m2", 2), ("m4", 4), ("m6", 1)])
+            .unwrap();
+        // Unsorted, a map twice (both get the higher count), a map gone (m4), new ones
+        // before, between and after the known ones, and a new map with no path yet.
+        let view = [
+            ("m9", 3),
+            ("m6", 2),
+            ("m1", 0),
+            ("m2", 1),
+            ("m6", 3),
+            ("m5", 1),
+        ];
+        assert_eq!(ledger.record_all(view).unwrap(), [3, 3, 0, 2, 3, 1]);
+        let marks: Vec<(String, u32)> = ledger.read().unwrap().into_iter().collect();
+        let expected = [("m1", 0), ("m2", 2), ("m5", 1), ("m6", 3), ("m9", 3)];
+        assert_eq!(marks, expected.map(|(w, n)| (w.to_string(), n)));
+        // A view that only drops a map still changes the ledger.
+        ledger
+            .record_all([("m1", 0), ("m2", 1), ("m5", 1), ("m6", 3)])
+            .unwrap();
+        assert!(!ledger.read().unwrap().contains_key("m9"));
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl<'w> JsonWriter<'w> {
 
     /// Starts a member of an object; its value follows. Keys are our own field names,
     /// which need no escaping.
-    #[inline(always)]
+    #[inline]
     pub fn key(&mut self, key: &'static str) {
         debug_assert!(!needs_escape(key.as_bytes()));
         self.separate();
@@ -68,6 +68,17 @@ impl<'w> JsonWriter<'w> {
         self.buf.extend_from_slice(key.as_bytes());
         self.buf
             .extend_from_slice(if self.pretty { b"\": " } else { b"\":" });
+    }
+
+    /// Starts a member given as `,"key":` (what [`member!`] makes of a key): in compact
+    /// output after the first member, which is nearly every member, that is the whole of
+    /// what goes out, in one fixed-size copy.
+    #[inline(always)]
+    pub fn member(&mut self, member: &'static str) {
+        if self.pretty || self.empty {
+            return self.key(member_key(member));
+        }
+        self.buf.extend_from_slice(member.as_bytes());
     }
 
     #[inline(always)]
@@ -184,18 +195,9 @@ impl<'w> JsonWriter<'w> {
     }
 
     #[inline]
-    fn unsigned(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.buf.extend_from_slice(&digits[at..]);
+    fn unsigned(&mut self, n: u64) {
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 
     fn escaped(&mut self, s: &str) {
@@ -226,10 +228,24 @@ impl<'w> JsonWriter<'w> {
 /// Whether a string holds what JSON cannot carry raw: a control byte, `"` or `\\` — the
 /// bytes that end the readers' unescaped strings. Bytes of multi-byte UTF-8 characters are
 /// all above 0x7f, so a `&str` without these is copied as it is.
-#[inline]
+#[inline(always)]
 fn needs_escape(s: &[u8]) -> bool {
-    crate::scan::string_end(s).is_some()
+    !crate::scan::plain(s)
 }
+
+/// The key of a member written `,"key":`.
+fn member_key(member: &'static str) -> &'static str {
+    debug_assert!(member.starts_with(",\"") && member.ends_with("\":"));
+    member.get(2..member.len().saturating_sub(2)).unwrap_or("")
+}
+
+/// `,"key":` for [`JsonWriter::member`], made when compiling.
+macro_rules! member {
+    ($key:literal) => {
+        concat!(",\"", $key, "\":")
+    };
+}
+pub(crate) use member;
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,11 @@
 //! What `mpathutil` prints beyond the stock tool: counts, paths, and JSON.
 
 use crate::health::{Health, PathCounts, PathVerdict, path_count_value};
-use crate::json_writer::JsonWriter;
+use crate::json_writer::{JsonWriter, member};
 use crate::model::{
     CheckerState, DevState, GroupState, Map, MapDmState, Marginal, Path, PathDmState, PathGroup,
     Topology, WriteProt,
 };
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::io;
 
@@ -48,12 +47,13 @@ impl<'a> MapReport<'a> {
     }
 }
 
-/// Reports for every map of a topology, with maxima from the ledger.
-pub fn reports<'a>(topology: &'a Topology, max: &BTreeMap<String, u32>) -> Vec<MapReport<'a>> {
+/// Reports for every map of a topology, with maxima from the ledger in the same order.
+pub fn reports<'a>(topology: &'a Topology, maxima: &[u32]) -> Vec<MapReport<'a>> {
     topology
         .maps
         .iter()
-        .map(|m| MapReport::new(m, max.get(m.wwid.as_str()).copied()))
+        .enumerate()
+        .map(|(i, m)| MapReport::new(m, maxima.get(i).copied()))
         .collect()
 }
 
@@ -62,7 +62,7 @@ pub fn reports<'a>(topology: &'a Topology, max: &BTreeMap<String, u32>) -> Vec<M
 macro_rules! members {
     ($w:ident, $($key:literal => $value:expr),+ $(,)?) => {
         $(
-            $w.key($key);
+            $w.member(member!($key));
             $w.opt_string($value);
         )+
     };
@@ -79,7 +79,7 @@ pub fn write_status_json(
 ) -> io::Result<()> {
     let mut w = JsonWriter::new(out, pretty);
     w.begin_object();
-    w.key("maps");
+    w.member(member!("maps"));
     w.begin_array();
     for report in reports {
         w.element();
@@ -93,9 +93,9 @@ pub fn write_status_json(
 fn map_json(w: &mut JsonWriter, report: &MapReport<'_>) -> io::Result<()> {
     let m = report.map;
     w.begin_object();
-    w.key("name");
+    w.member(member!("name"));
     w.string(&m.name);
-    w.key("wwid");
+    w.member(member!("wwid"));
     w.string(&m.wwid);
     members!(
         w,
@@ -106,7 +106,7 @@ fn map_json(w: &mut JsonWriter, report: &MapReport<'_>) -> io::Result<()> {
         "size" => m.size.as_deref(),
         "features" => m.features.as_deref(),
     );
-    w.key("queue_if_no_path");
+    w.member(member!("queue_if_no_path"));
     w.bool(m.queue_if_no_path());
     members!(
         w,
@@ -117,15 +117,15 @@ fn map_json(w: &mut JsonWriter, report: &MapReport<'_>) -> io::Result<()> {
         "failback" => m.failback.as_deref(),
         "action" => m.action.as_deref(),
     );
-    w.key("active");
+    w.member(member!("active"));
     w.int(report.active.into());
-    w.key("total");
+    w.member(member!("total"));
     w.int(report.total.into());
-    w.key("max");
+    w.member(member!("max"));
     w.int(report.max.into());
-    w.key("health");
+    w.member(member!("health"));
     w.string(report.health.as_str());
-    w.key("groups");
+    w.member(member!("groups"));
     w.begin_array();
     for (i, group) in m.groups.iter().enumerate() {
         w.element();
@@ -138,17 +138,17 @@ fn map_json(w: &mut JsonWriter, report: &MapReport<'_>) -> io::Result<()> {
 /// `number` is 1-based, as multipathd numbers groups.
 fn group_json(w: &mut JsonWriter, number: usize, g: &PathGroup) -> io::Result<()> {
     w.begin_object();
-    w.key("group");
+    w.member(member!("group"));
     w.int(i64::try_from(number).unwrap_or(i64::MAX));
-    w.key("selector");
+    w.member(member!("selector"));
     w.opt_string(g.selector.as_deref());
-    w.key("priority");
+    w.member(member!("priority"));
     w.opt_int(g.priority.map(i64::from));
-    w.key("state");
+    w.member(member!("state"));
     w.opt_string(g.state.as_ref().map(GroupState::as_str));
-    w.key("marginal");
+    w.member(member!("marginal"));
     w.opt_string(g.marginal.as_ref().map(Marginal::as_str));
-    w.key("paths");
+    w.member(member!("paths"));
     w.begin_array();
     for path in &g.paths {
         w.element();
@@ -160,7 +160,7 @@ fn group_json(w: &mut JsonWriter, number: usize, g: &PathGroup) -> io::Result<()
 
 fn path_json(w: &mut JsonWriter, p: &Path) -> io::Result<()> {
     w.begin_object();
-    w.key("hcil");
+    w.member(member!("hcil"));
     match p.hcil {
         Some(hcil) => w.joined_numbers(
             &[
@@ -182,7 +182,7 @@ fn path_json(w: &mut JsonWriter, p: &Path) -> io::Result<()> {
         "dev_state" => p.dev_state.as_ref().map(DevState::as_str),
         "checker" => p.checker.as_deref(),
     );
-    w.key("priority");
+    w.member(member!("priority"));
     w.opt_int(p.priority.map(i64::from));
     members!(
         w,

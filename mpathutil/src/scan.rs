@@ -59,9 +59,7 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
         at += 16;
     }
     while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
-        let w = u64::from_le_bytes(*word);
-        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-        let found = bytes_equal(w, b'"') | bytes_equal(w, b'\\') | control;
+        let found = string_stops_word(u64::from_le_bytes(*word));
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
@@ -72,6 +70,46 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
         .iter()
         .position(|b| stops_string(*b))
         .map(|n| at + n)
+}
+
+/// Whether `bytes` holds no byte that ends or breaks an unescaped string. Values are
+/// mostly a few bytes long (`sdb`, `8:16`, `ready`, a WWN): up to sixteen bytes are
+/// gathered, overlapping, into one or two words and checked with no loop.
+#[inline(always)]
+pub(crate) fn plain(bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    let word = |at: usize| bytes.get(at..).and_then(|b| b.first_chunk::<8>());
+    let half = |at: usize| bytes.get(at..).and_then(|b| b.first_chunk::<4>());
+    let words = match len {
+        0 => return true,
+        // First, middle and last byte: all of one to three; the fourth is a letter.
+        1..4 => bytes.get(len / 2).zip(bytes.last()).map(|(middle, last)| {
+            let low = u32::from_le_bytes([bytes[0], *middle, *last, b'a']);
+            let word = u64::from(low) | u64::from(u32::from_le_bytes(*b"aaaa")) << 32;
+            (word, word)
+        }),
+        4..8 => half(0).zip(half(len - 4)).map(|(head, tail)| {
+            let join =
+                u64::from(u32::from_le_bytes(*head)) | u64::from(u32::from_le_bytes(*tail)) << 32;
+            (join, join)
+        }),
+        8..=16 => word(0)
+            .zip(word(len - 8))
+            .map(|(head, tail)| (u64::from_le_bytes(*head), u64::from_le_bytes(*tail))),
+        _ => None,
+    };
+    match words {
+        Some((a, b)) => string_stops_word(a) | string_stops_word(b) == 0,
+        None => string_end(bytes).is_none(),
+    }
+}
+
+/// The high bit set in each byte of `w` that ends or breaks an unescaped string, exact up
+/// to the first one.
+#[inline(always)]
+fn string_stops_word(w: u64) -> u64 {
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    bytes_equal(w, b'"') | bytes_equal(w, b'\\') | control
 }
 
 #[cfg(target_arch = "x86_64")]
