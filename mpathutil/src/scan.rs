@@ -112,6 +112,79 @@ fn string_stops_word(w: u64) -> u64 {
     bytes_equal(w, b'"') | bytes_equal(w, b'\\') | control
 }
 
+/// Where the first ASCII whitespace byte of `bytes` is (what `u8::is_ascii_whitespace`
+/// holds to be whitespace), sixteen bytes at a time: the words of a topology line are
+/// split on it, thousands of times per reply.
+#[inline(always)]
+pub(crate) fn whitespace(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
+        let found = sse2::whitespace(block);
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    bytes
+        .get(at..)?
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .map(|n| at + n)
+}
+
+/// Where `byte` occurs in a text, in order. Sixteen bytes are compared at a time and the
+/// block's hits kept as a bit mask between calls: lines of topology text are a few dozen
+/// bytes, where setting up a search per line cost more than the search.
+pub(crate) struct Positions<'a> {
+    bytes: &'a [u8],
+    byte: u8,
+    /// Where the block of `hits` starts.
+    base: usize,
+    hits: u32,
+}
+
+impl<'a> Positions<'a> {
+    pub(crate) fn new(bytes: &'a [u8], byte: u8) -> Self {
+        Self {
+            bytes,
+            byte,
+            base: 0,
+            hits: block_hits(bytes, byte),
+        }
+    }
+}
+
+impl Iterator for Positions<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.hits == 0 {
+            self.base += 16;
+            self.hits = block_hits(self.bytes.get(self.base..)?, self.byte);
+        }
+        let at = self.base + self.hits.trailing_zeros() as usize;
+        self.hits &= self.hits - 1;
+        Some(at)
+    }
+}
+
+/// Bit `i` set where byte `i` of the first sixteen of `bytes` is `byte`.
+#[inline(always)]
+fn block_hits(bytes: &[u8], byte: u8) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(block) = bytes.first_chunk::<16>() {
+        return sse2::equal(block, byte);
+    }
+    bytes
+        .iter()
+        .take(16)
+        .enumerate()
+        .filter(|(_, b)| **b == byte)
+        .fold(0, |hits, (i, _)| hits | 1 << i)
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod sse2 {
     use std::arch::x86_64::{
@@ -135,6 +208,13 @@ pub(crate) mod sse2 {
         unsafe { string_stops_sse2(block) }
     }
 
+    /// Bit `i` set where byte `i` of `block` is ASCII whitespace.
+    #[inline(always)]
+    pub(crate) fn whitespace(block: &[u8; 16]) -> u32 {
+        // SAFETY: as above.
+        unsafe { whitespace_sse2(block) }
+    }
+
     #[target_feature(enable = "sse2")]
     fn load(block: &[u8; 16]) -> __m128i {
         let (low, high) = block.split_at(8);
@@ -149,6 +229,20 @@ pub(crate) mod sse2 {
     #[target_feature(enable = "sse2")]
     fn equal_sse2(block: &[u8; 16], byte: u8) -> u32 {
         let hits = _mm_cmpeq_epi8(load(block), _mm_set1_epi8(byte as i8));
+        _mm_movemask_epi8(hits) as u32
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn whitespace_sse2(block: &[u8; 16]) -> u32 {
+        let v = load(block);
+        let is = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
+        let hits = _mm_or_si128(
+            _mm_or_si128(
+                _mm_or_si128(is(b' '), is(b'\t')),
+                _mm_or_si128(is(b'\n'), is(0x0c)),
+            ),
+            is(b'\r'),
+        );
         _mm_movemask_epi8(hits) as u32
     }
 

@@ -18,6 +18,7 @@ use crate::model::{
     CheckerState, CompactString, DevState, GroupState, Hcil, Map, Path, PathDmState, PathGroup,
     Topology, WriteProt,
 };
+use crate::scan;
 use std::borrow::Cow;
 
 const SOURCE: &str = "topology";
@@ -99,7 +100,12 @@ fn group_branch(body: &str) -> Option<&str> {
 /// `| |- rest`, ``| `- rest``, `|- rest`, `` `- rest``: tree glyphs, then an H:C:T:L
 /// (`#:#:#:#` for a path without one), returned with what follows it.
 fn path_branch(body: &str) -> Option<(Option<Hcil>, &str)> {
-    let rest = body.trim_start_matches(['|', '`', ' ']);
+    let glyphs = body
+        .bytes()
+        .position(|b| !matches!(b, b'|' | b'`' | b' '))
+        .unwrap_or(body.len());
+    // The glyphs are ASCII, so the cut is on a character boundary.
+    let rest = body.get(glyphs..)?;
     let rest = rest.strip_prefix("- ")?;
     let (first, after) = split_word(rest);
     match Hcil::parse(first) {
@@ -364,8 +370,13 @@ fn key_values(text: &str) -> impl Iterator<Item = Option<(&str, &str)>> {
 /// The first word and the rest, both without leading whitespace (ASCII: the vocabulary is).
 fn split_word(text: &str) -> (&str, &str) {
     let text = text.trim_ascii_start();
-    match text.bytes().position(|b| b.is_ascii_whitespace()) {
-        Some(at) => (&text[..at], text[at..].trim_ascii_start()),
+    // Whitespace is ASCII, so the cuts are on character boundaries.
+    match scan::whitespace(text.as_bytes()).and_then(|at| text.split_at_checked(at)) {
+        Some((word, rest)) => {
+            // Columns are padded with spaces: skip those a block at a time.
+            let spaces = scan::leading_spaces(rest.as_bytes());
+            (word, rest.get(spaces..).unwrap_or(rest).trim_ascii_start())
+        }
         None => (text, ""),
     }
 }
