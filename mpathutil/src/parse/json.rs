@@ -254,35 +254,73 @@ fn int<T: TryFrom<i64>>(value: Field<'_>) -> Option<Option<T>> {
     Some(T::try_from(n).ok())
 }
 
-/// Sets one field of a map; `None` when the value has the wrong type for the key.
-fn set_map(m: &mut Map, key: &str, value: Field<'_>) -> Option<()> {
-    let text = || match value {
+/// The text of a string value; `None` for a number.
+fn text(value: Field<'_>) -> Option<&str> {
+    match value {
         Field::Text(t) => Some(t),
         Field::Int(_) => None,
-    };
-    match key {
-        "paths" => m.usable_paths_reported = int(value)?,
-        "path_faults" => m.path_faults = int(value)?,
-        "switch_grp" | "map_loads" | "total_q_time" | "q_timeouts" => {
-            int::<i64>(value)?;
-        }
-        "name" => m.name = CompactString::from(text()?),
-        "uuid" => m.wwid = CompactString::from(text()?),
-        "sysfs" => m.sysfs = some(text()?).filter(|s| s != "undef"),
-        "failback" => m.failback = some(text()?),
-        "queueing" => m.queueing = some(text()?),
-        "write_prot" => m.write_prot = word(text()?, WriteProt::from_word),
-        "dm_st" => m.dm_state = word(text()?, MapDmState::from_word),
-        "features" => m.features = some(text()?),
-        "hwhandler" => m.hwhandler = some(text()?),
-        "action" => m.action = some(text()?),
-        "vend" => m.vendor = defined(text()?),
-        "prod" => m.product = defined(text()?),
-        "rev" => m.revision = defined(text()?),
-        _ => {}
     }
-    Some(())
 }
+
+/// The scalar members of one kind of object, each with how it is set from its value
+/// (`None` when the value has the wrong type), in the order multipathd 0.9 prints them
+/// (`libmultipath/print.c`). Makes `$set`, which sets one member found by its key, and
+/// `$in_order`, which reads members as long as they come in this order, checking each
+/// line against the one key it must have: no key is looked up, and each is compared as a
+/// constant (1024 maps make 90 000 member lines). It stops at the first line that is not
+/// the member expected there and says where, for the general loop to go on from.
+macro_rules! members {
+    ($ty:ty, $set:ident, $in_order:ident, |$o:ident, $v:ident| {
+        $($key:literal => $action:expr,)+
+    }) => {
+        fn $set($o: &mut $ty, key: &str, $v: Field<'_>) -> Option<()> {
+            match key {
+                $($key => $action,)+
+                _ => {}
+            }
+            Some(())
+        }
+
+        fn $in_order(r: &mut layout::Reader<'_>, $o: &mut $ty) -> Option<layout::After> {
+            let mut after = layout::After::Members;
+            $(
+                if !r.at_key($key) {
+                    return Some(after);
+                }
+                let $v = r.value()?;
+                $action;
+                if !r.scalar_end()? {
+                    return Some(layout::After::Close);
+                }
+                after = layout::After::More;
+            )+
+            Some(after)
+        }
+    };
+}
+
+members!(Map, set_map, map_in_order, |m, value| {
+    "name" => m.name = CompactString::from(text(value)?),
+    "uuid" => m.wwid = CompactString::from(text(value)?),
+    "sysfs" => m.sysfs = some(text(value)?).filter(|s| s != "undef"),
+    "failback" => m.failback = some(text(value)?),
+    "queueing" => m.queueing = some(text(value)?),
+    "paths" => m.usable_paths_reported = int(value)?,
+    "write_prot" => m.write_prot = word(text(value)?, WriteProt::from_word),
+    "dm_st" => m.dm_state = word(text(value)?, MapDmState::from_word),
+    "features" => m.features = some(text(value)?),
+    "hwhandler" => m.hwhandler = some(text(value)?),
+    "action" => m.action = some(text(value)?),
+    "path_faults" => m.path_faults = int(value)?,
+    "vend" => m.vendor = defined(text(value)?),
+    "prod" => m.product = defined(text(value)?),
+    "rev" => m.revision = defined(text(value)?),
+    // Counters we do not keep, but which must be numbers.
+    "switch_grp" => int::<i64>(value).map(drop)?,
+    "map_loads" => int::<i64>(value).map(drop)?,
+    "total_q_time" => int::<i64>(value).map(drop)?,
+    "q_timeouts" => int::<i64>(value).map(drop)?,
+});
 
 /// A map without a name is called by its WWID.
 fn finish_map(m: &mut Map) {
@@ -291,49 +329,31 @@ fn finish_map(m: &mut Map) {
     }
 }
 
-fn set_group(g: &mut PathGroup, key: &str, value: Field<'_>) -> Option<()> {
-    let text = || match value {
-        Field::Text(t) => Some(t),
-        Field::Int(_) => None,
-    };
-    match key {
-        "pri" => g.priority = int(value)?,
-        "group" => {
-            int::<i64>(value)?;
-        }
-        "selector" => g.selector = some(text()?),
-        "dm_st" => g.state = word(text()?, GroupState::from_word),
-        "marginal_st" => g.marginal = word(text()?, Marginal::from_word),
-        _ => {}
-    }
-    Some(())
-}
+members!(PathGroup, set_group, group_in_order, |g, value| {
+    "selector" => g.selector = some(text(value)?),
+    "pri" => g.priority = int(value)?,
+    "dm_st" => g.state = word(text(value)?, GroupState::from_word),
+    "marginal_st" => g.marginal = word(text(value)?, Marginal::from_word),
+    // multipathd numbers the groups in order; we keep them in order.
+    "group" => int::<i64>(value).map(drop)?,
+});
 
-#[inline(always)]
-fn set_path(p: &mut Path, key: &str, value: Field<'_>) -> Option<()> {
-    let text = || match value {
-        Field::Text(t) => Some(t),
-        Field::Int(_) => None,
-    };
-    match key {
-        "pri" => p.priority = int(value)?,
-        "dev" => p.dev = some(text()?).filter(|d| d != "-"),
-        "dev_t" => p.dev_t = some(text()?).filter(|d| d != "#:#"),
-        "dm_st" => p.dm_state = word(text()?, PathDmState::from_word),
-        "dev_st" => p.dev_state = word(text()?, DevState::from_word),
-        "chk_st" => p.checker_state = word(text()?, CheckerState::from_word),
-        "checker" => p.checker = some(text()?),
-        "host_wwnn" => p.host_wwnn = defined(text()?),
-        "target_wwnn" => p.target_wwnn = defined(text()?),
-        "host_wwpn" => p.host_wwpn = defined(text()?),
-        "target_wwpn" => p.target_wwpn = defined(text()?),
-        "host_adapter" => p.host_adapter = defined(text()?),
-        "lun_hex" => p.lun_hex = some(text()?),
-        "marginal_st" => p.marginal = word(text()?, Marginal::from_word),
-        _ => {}
-    }
-    Some(())
-}
+members!(Path, set_path, path_in_order, |p, value| {
+    "dev" => p.dev = some(text(value)?).filter(|d| d != "-"),
+    "dev_t" => p.dev_t = some(text(value)?).filter(|d| d != "#:#"),
+    "dm_st" => p.dm_state = word(text(value)?, PathDmState::from_word),
+    "dev_st" => p.dev_state = word(text(value)?, DevState::from_word),
+    "chk_st" => p.checker_state = word(text(value)?, CheckerState::from_word),
+    "checker" => p.checker = some(text(value)?),
+    "pri" => p.priority = int(value)?,
+    "host_wwnn" => p.host_wwnn = defined(text(value)?),
+    "target_wwnn" => p.target_wwnn = defined(text(value)?),
+    "host_wwpn" => p.host_wwpn = defined(text(value)?),
+    "target_wwpn" => p.target_wwpn = defined(text(value)?),
+    "host_adapter" => p.host_adapter = defined(text(value)?),
+    "lun_hex" => p.lun_hex = some(text(value)?),
+    "marginal_st" => p.marginal = word(text(value)?, Marginal::from_word),
+});
 
 fn into_map(m: JsonMap<'_>) -> Map {
     let mut map = Map {
@@ -427,7 +447,10 @@ mod layout {
     //! reads the same way (a property test holds the two to it).
 
     use super::super::FEW;
-    use super::{Field, Layout, finish_map, set_group, set_map, set_path};
+    use super::{
+        Field, Layout, finish_map, group_in_order, map_in_order, path_in_order, set_group, set_map,
+        set_path,
+    };
     use crate::model::{Map, Path, PathGroup};
     use crate::scan;
 
@@ -496,9 +519,19 @@ mod layout {
         Object,
     }
 
+    /// Where the members read in order stopped.
+    pub(super) enum After {
+        /// At the object's closing line: the last member had no comma.
+        Close,
+        /// At the first member, which is not the one expected first.
+        Members,
+        /// After a comma: more members follow.
+        More,
+    }
+
     /// What follows an object's closing brace on its line.
     #[derive(Clone, Copy, PartialEq, Debug)]
-    enum Tail {
+    pub(super) enum Tail {
         /// `}`: the end of the object, the last member of its parent.
         End,
         /// `},`: the end of the object; its parent has more members.
@@ -522,7 +555,7 @@ mod layout {
         }
     }
 
-    struct Reader<'a> {
+    pub(super) struct Reader<'a> {
         text: &'a str,
         bytes: &'a [u8],
         at: usize,
@@ -573,21 +606,28 @@ mod layout {
         /// An integer, as JSON writes one (no `+`, no leading zero).
         #[inline(always)]
         fn int(&mut self) -> Option<i64> {
-            let start = self.at;
-            self.eat(b'-');
+            let negative = self.eat(b'-');
             let digits = self.at;
-            while self.bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            // Summed as read: eighteen digits cannot overflow, and more are refused
+            // here (serde_json reads those).
+            let mut n: i64 = 0;
+            while let Some(d) = self.bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
+                n = n * 10 + i64::from(d - b'0');
                 self.at += 1;
+                if self.at - digits > 18 {
+                    return None;
+                }
             }
-            if self.bytes.get(digits) == Some(&b'0') && self.at - digits > 1 {
+            let count = self.at - digits;
+            if count == 0 || (count > 1 && self.bytes.get(digits) == Some(&b'0')) {
                 return None;
             }
-            self.text.get(start..self.at)?.parse().ok()
+            Some(if negative { -n } else { n })
         }
 
         /// The end of a scalar member's line: whether a comma says more members follow.
         #[inline(always)]
-        fn scalar_end(&mut self) -> Option<bool> {
+        pub(super) fn scalar_end(&mut self) -> Option<bool> {
             // `,` and the newline: one comparison for the common case.
             if self.bytes.get(self.at..self.at + 2) == Some(b",\n") {
                 self.at += 2;
@@ -626,12 +666,22 @@ mod layout {
         #[inline(always)]
         fn members(
             &mut self,
-            mut member: impl FnMut(&mut Self, &'a str, Value<'a>) -> Option<bool>,
+            member: impl FnMut(&mut Self, &'a str, Value<'a>) -> Option<bool>,
         ) -> Option<Tail> {
             self.indent();
             if self.eat(b'}') {
                 return self.tail();
             }
+            self.more_members(member)
+        }
+
+        /// Members after a comma: one at least, up to and including the closing line.
+        #[inline(always)]
+        fn more_members(
+            &mut self,
+            mut member: impl FnMut(&mut Self, &'a str, Value<'a>) -> Option<bool>,
+        ) -> Option<Tail> {
+            self.indent();
             loop {
                 let key = self.string()?;
                 // `" : "` is how nearly every member reads: one comparison for it.
@@ -711,7 +761,8 @@ mod layout {
         }
 
         fn map(&mut self, map: &mut Map) -> Option<Tail> {
-            self.members(|r, key, value| match value {
+            let after = map_in_order(self, map)?;
+            self.rest(after, |r, key, value| match value {
                 Value::Objects if key == "path_groups" => {
                     r.objects_into(&mut map.groups, Self::group)
                 }
@@ -722,7 +773,8 @@ mod layout {
         }
 
         fn group(&mut self, group: &mut PathGroup) -> Option<Tail> {
-            self.members(|r, key, value| match value {
+            let after = group_in_order(self, group)?;
+            self.rest(after, |r, key, value| match value {
                 Value::Objects if key == "paths" => r.objects_into(&mut group.paths, Self::path),
                 Value::Empty if key == "paths" => Some(false),
                 Value::Scalar(value) => set_group(group, key, value).map(|()| false),
@@ -731,67 +783,63 @@ mod layout {
         }
 
         fn path(&mut self, path: &mut Path) -> Option<Tail> {
-            let start = self.at;
-            if let Some(tail) = self.path_in_order(path) {
-                return Some(tail);
-            }
-            // Another order, or other members: read it again the general way.
-            self.at = start;
-            *path = Path::default();
-            self.members(|_, key, value| match value {
+            let after = path_in_order(self, path)?;
+            self.rest(after, |_, key, value| match value {
                 Value::Scalar(value) => set_path(path, key, value).map(|()| false),
                 _ => None,
             })
         }
 
-        /// A path whose members come in the order multipathd prints them: each line is
-        /// checked against the one key it must have, so no key is looked up (4096 paths
-        /// make 57 000 member lines).
-        fn path_in_order(&mut self, path: &mut Path) -> Option<Tail> {
-            let last = PATH_ORDER.len() - 1;
-            for (n, key) in PATH_ORDER.into_iter().enumerate() {
-                self.indent();
-                let line = self.bytes.get(self.at..)?;
-                let after = 1 + key.len();
-                if line.first() != Some(&b'"')
-                    || line.get(1..after) != Some(key.as_bytes())
-                    || line.get(after..after + 4) != Some(b"\" : ")
-                {
-                    return None;
-                }
-                self.at += after + 4;
-                let value = if self.bytes.get(self.at) == Some(&b'"') {
-                    Field::Text(self.string()?)
-                } else {
-                    Field::Int(self.int()?)
-                };
-                set_path(path, key, value)?;
-                if self.scalar_end()? != (n != last) {
-                    return None;
-                }
+        /// The members left after those read in order, up to and including the closing
+        /// line.
+        #[inline(always)]
+        fn rest(
+            &mut self,
+            after: After,
+            member: impl FnMut(&mut Self, &'a str, Value<'a>) -> Option<bool>,
+        ) -> Option<Tail> {
+            match after {
+                After::Close => self.close(),
+                After::Members => self.members(member),
+                After::More => self.more_members(member),
             }
+        }
+
+        /// Whether the next line is a member with the key `key` (`"key" : `), which it
+        /// then steps over; otherwise nothing is read. Inlined where `key` is a literal,
+        /// so the key is compared as a constant.
+        #[inline(always)]
+        pub(super) fn at_key(&mut self, key: &'static str) -> bool {
+            self.indent();
+            let Some(line) = self.bytes.get(self.at..) else {
+                return false;
+            };
+            let after = 1 + key.len();
+            let hit = line.first() == Some(&b'"')
+                && line.get(1..after) == Some(key.as_bytes())
+                && line.get(after..after + 4) == Some(b"\" : ");
+            if hit {
+                self.at += after + 4;
+            }
+            hit
+        }
+
+        /// A scalar value: a string or an integer.
+        #[inline(always)]
+        pub(super) fn value(&mut self) -> Option<Field<'a>> {
+            Some(if self.bytes.get(self.at) == Some(&b'"') {
+                Field::Text(self.string()?)
+            } else {
+                Field::Int(self.int()?)
+            })
+        }
+
+        /// An object's closing line after its last member.
+        pub(super) fn close(&mut self) -> Option<Tail> {
             self.indent();
             if self.eat(b'}') { self.tail() } else { None }
         }
     }
-
-    /// The members of a path as multipathd 0.9 prints them (`libmultipath/print.c`).
-    const PATH_ORDER: [&str; 14] = [
-        "dev",
-        "dev_t",
-        "dm_st",
-        "dev_st",
-        "chk_st",
-        "checker",
-        "pri",
-        "host_wwnn",
-        "target_wwnn",
-        "host_wwpn",
-        "target_wwpn",
-        "host_adapter",
-        "lun_hex",
-        "marginal_st",
-    ];
 }
 
 #[cfg(test)]
@@ -889,7 +937,7 @@ mod tests {
     }
 
     #[test]
-    fn a_path_in_another_order_or_with_other_members_is_read_all_the_same() {
+    fn members_in_another_order_or_other_members_are_read_all_the_same() {
         let swapped = CAPTURE.replacen(
             "\"dev\" : \"sdb\",\n            \"dev_t\" : \"8:16\",",
             "\"dev_t\" : \"8:16\",\n            \"dev\" : \"sdb\",",
@@ -900,7 +948,17 @@ mod tests {
             "\"checker\" : \"tur\",\n            \"new_in_0_10\" : 7,",
             1,
         );
-        for text in [swapped, extra] {
+        let group_extra = CAPTURE.replacen(
+            "\"group\" : 1,",
+            "\"group\" : 1,\n         \"new\" : \"x\",",
+            1,
+        );
+        let map_swapped = CAPTURE.replacen(
+            "\"failback\" : \"-\",\n      \"queueing\" : \"-\",",
+            "\"queueing\" : \"-\",\n      \"failback\" : \"-\",",
+            1,
+        );
+        for text in [swapped, extra, group_extra, map_swapped] {
             assert_ne!(text, CAPTURE);
             let (fast, slow) = both(&text);
             assert!(fast.is_some(), "{text}");
@@ -917,6 +975,8 @@ mod tests {
         declined(CAPTURE.replace("\"tur\"", "\"t\\u0075r\""));
         declined(CAPTURE.replace("\"major_version\": 0", "\"major_version\": 1"));
         declined(CAPTURE.replace("\"normal\"\n", "\"normal\",\n"));
+        // A trailing comma after a member the in-order reading does not know.
+        declined(CAPTURE.replace("\"normal\"\n", "\"normal\",\n\"new\" : 1,\n"));
         declined(CAPTURE.replace("\"rw\",", "\"rw\""));
         declined(CAPTURE.replace("\n", "\r\n"));
         declined(CAPTURE[..CAPTURE.len() - 3].to_string());
