@@ -20,9 +20,51 @@ const MAP_FIELDS: &str = "\"%w\u{1f}%F\u{1f}%Q\u{1f}%N\u{1f}%0\u{1f}%e\u{1f}%t\"
 const PATH_FIELDS: &str =
     "\"%d\u{1f}%c\u{1f}%p\u{1f}%N\u{1f}%n\u{1f}%R\u{1f}%r\u{1f}%a\u{1f}%L\u{1f}%M\"";
 
-/// The lines of a raw listing by their first field. Only the line is kept: a row split
-/// into its fields is ten times the size, and at 4096 paths the index alone would be a
+/// The lines of a raw listing, found by their first field. Tried in order first: the maps
+/// listing comes in the order of the topology (both walk multipathd's map vector), so
+/// each map's line is the next one. At the first line out of place, every line is
+/// indexed by its key, and looked up from then on. Only lines are kept: a row split into
+/// its fields is ten times the size, and at 4096 paths the index alone would be a
 /// megabyte of fresh pages, each a page fault.
+struct Rows<'t> {
+    text: &'t str,
+    /// Lines not yet taken in order.
+    rest: &'t str,
+    index: Option<RowIndex<'t>>,
+    expected: usize,
+}
+
+impl<'t> Rows<'t> {
+    fn new(text: &'t str, expected: usize) -> Self {
+        Self {
+            text,
+            rest: text,
+            index: None,
+            expected,
+        }
+    }
+
+    /// The line whose first field is `key`.
+    fn get(&mut self, key: &str) -> Option<&'t str> {
+        if self.index.is_none()
+            && let Some(line) = parse::lines(self.rest).next()
+            && line
+                .strip_prefix(key)
+                .is_some_and(|after| after.is_empty() || after.as_bytes().first() == Some(&0x1f))
+        {
+            // The line is followed by a newline or is the last.
+            self.rest = self.rest.get(line.len() + 1..).unwrap_or_default();
+            return Some(line);
+        }
+        let (text, expected) = (self.text, self.expected);
+        self.index
+            .get_or_insert_with(|| lines_by_key(text, expected))
+            .get(key)
+            .copied()
+    }
+}
+
+/// Every line of a raw listing by its first field.
 fn lines_by_key(text: &str, expected: usize) -> RowIndex<'_> {
     let mut index = RowIndex::default();
     index.reserve(expected);
@@ -99,10 +141,10 @@ type RowIndex<'a> = HashMap<&'a str, &'a str, std::hash::BuildHasherDefault<Fnv>
 
 /// Adds the raw listings' fields to maps read from the topology text.
 fn complete(maps: &mut [Map], map_fields: &str, path_fields: &str) {
-    let map_rows = lines_by_key(map_fields, maps.len());
-    let path_rows = lines_by_key(path_fields, maps.iter().map(|m| m.paths().count()).sum());
+    let mut map_rows = Rows::new(map_fields, maps.len());
+    let mut path_rows = Rows::new(path_fields, maps.iter().map(|m| m.paths().count()).sum());
     for map in maps {
-        if let Some(f) = map_rows.get(map.wwid.as_str()).and_then(|l| fields::<7>(l)) {
+        if let Some(f) = map_rows.get(map.wwid.as_str()).and_then(fields::<7>) {
             map.failback = known(f[1]);
             map.queueing = known(f[2]);
             map.usable_paths_reported = f[3].parse().ok();
@@ -277,7 +319,7 @@ pub fn quote(arg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{fields, lines_by_key, quote};
+    use super::{Rows, fields, lines_by_key, quote};
 
     #[test]
     fn raw_lines_are_found_by_their_first_field_and_split_when_whole() {
@@ -299,6 +341,29 @@ mod tests {
         assert_eq!(row("nobody"), None);
         assert_eq!(fields::<1>("ok"), Some(["ok"]));
         assert_eq!(fields::<2>("a\u{1f}b\u{1f}c"), None);
+    }
+
+    #[test]
+    fn rows_are_taken_in_order_until_one_is_out_of_place() {
+        let text = "m1\u{1f}x\nm2\u{1f}y\r\nm10\u{1f}z\nm3\u{1f}w";
+        let mut rows = Rows::new(text, 4);
+        assert_eq!(rows.get("m1"), Some("m1\u{1f}x"));
+        assert_eq!(rows.get("m2"), Some("m2\u{1f}y"));
+        assert!(rows.index.is_none(), "in order so far: nothing indexed");
+        // `m1` is a prefix of the next line's key, which is not its key.
+        assert_eq!(rows.get("m1"), Some("m1\u{1f}x"));
+        assert!(rows.index.is_some());
+        assert_eq!(rows.get("m3"), Some("m3\u{1f}w"));
+        assert_eq!(rows.get("m10"), Some("m10\u{1f}z"));
+        assert_eq!(rows.get("m4"), None);
+        let mut rows = Rows::new("only", 1);
+        assert_eq!(rows.get("only"), Some("only"));
+        assert_eq!(
+            rows.get("only"),
+            Some("only"),
+            "found again through the index"
+        );
+        assert_eq!(Rows::new("", 0).get("any"), None);
     }
 
     proptest::proptest! {

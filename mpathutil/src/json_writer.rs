@@ -112,6 +112,23 @@ impl<'w> JsonWriter<'w> {
         self.buf.push(b'"');
     }
 
+    /// A state word: one of ours is copied as it is (our words need no escaping); an
+    /// unknown one is written as any string.
+    #[inline(always)]
+    pub fn opt_word(&mut self, word: Option<Result<&'static str, &str>>) {
+        match word {
+            Some(Ok(known)) => {
+                debug_assert!(!needs_escape(known.as_bytes()));
+                self.buf.reserve(known.len() + 2);
+                self.buf.push(b'"');
+                self.buf.extend_from_slice(known.as_bytes());
+                self.buf.push(b'"');
+            }
+            Some(Err(unknown)) => self.string(unknown),
+            None => self.null(),
+        }
+    }
+
     #[inline(always)]
     pub fn opt_string(&mut self, s: Option<&str>) {
         match s {

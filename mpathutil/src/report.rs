@@ -68,6 +68,16 @@ macro_rules! members {
     };
 }
 
+/// Writes `"key": value` members whose values are optional state words.
+macro_rules! words {
+    ($w:ident, $($key:literal => $value:expr),+ $(,)?) => {
+        $(
+            $w.member(member!($key));
+            $w.opt_word($value);
+        )+
+    };
+}
+
 /// `status --json`: `{"maps": [...]}`, each map with its fields, groups and paths; indented
 /// for a person, or on one line (half the size, twice as fast to write and to read).
 /// The field list is explicit: the output is a contract that a change to the model cannot
@@ -111,8 +121,14 @@ fn map_json(w: &mut JsonWriter, report: &MapReport<'_>) -> io::Result<()> {
     members!(
         w,
         "hwhandler" => m.hwhandler.as_deref(),
-        "write_prot" => m.write_prot.as_ref().map(WriteProt::as_str),
-        "dm_state" => m.dm_state.as_ref().map(MapDmState::as_str),
+    );
+    words!(
+        w,
+        "write_prot" => m.write_prot.as_ref().map(WriteProt::as_known),
+        "dm_state" => m.dm_state.as_ref().map(MapDmState::as_known),
+    );
+    members!(
+        w,
         "queueing" => m.queueing.as_deref(),
         "failback" => m.failback.as_deref(),
         "action" => m.action.as_deref(),
@@ -124,7 +140,7 @@ fn map_json(w: &mut JsonWriter, report: &MapReport<'_>) -> io::Result<()> {
     w.member(member!("max"));
     w.int(report.max.into());
     w.member(member!("health"));
-    w.string(report.health.as_str());
+    w.opt_word(Some(Ok(report.health.as_str())));
     w.member(member!("groups"));
     w.begin_array();
     for (i, group) in m.groups.iter().enumerate() {
@@ -144,10 +160,11 @@ fn group_json(w: &mut JsonWriter, number: usize, g: &PathGroup) -> io::Result<()
     w.opt_string(g.selector.as_deref());
     w.member(member!("priority"));
     w.opt_int(g.priority.map(i64::from));
-    w.member(member!("state"));
-    w.opt_string(g.state.as_ref().map(GroupState::as_str));
-    w.member(member!("marginal"));
-    w.opt_string(g.marginal.as_ref().map(Marginal::as_str));
+    words!(
+        w,
+        "state" => g.state.as_ref().map(GroupState::as_known),
+        "marginal" => g.marginal.as_ref().map(Marginal::as_known),
+    );
     w.member(member!("paths"));
     w.begin_array();
     for path in &g.paths {
@@ -177,9 +194,15 @@ fn path_json(w: &mut JsonWriter, p: &Path) -> io::Result<()> {
         w,
         "dev" => p.dev.as_deref(),
         "dev_t" => p.dev_t.as_deref(),
-        "dm_state" => p.dm_state.as_ref().map(PathDmState::as_str),
-        "checker_state" => p.checker_state.as_ref().map(CheckerState::as_str),
-        "dev_state" => p.dev_state.as_ref().map(DevState::as_str),
+    );
+    words!(
+        w,
+        "dm_state" => p.dm_state.as_ref().map(PathDmState::as_known),
+        "checker_state" => p.checker_state.as_ref().map(CheckerState::as_known),
+        "dev_state" => p.dev_state.as_ref().map(DevState::as_known),
+    );
+    members!(
+        w,
         "checker" => p.checker.as_deref(),
     );
     w.member(member!("priority"));
@@ -192,8 +215,11 @@ fn path_json(w: &mut JsonWriter, p: &Path) -> io::Result<()> {
         "target_wwpn" => p.target_wwpn.as_deref(),
         "host_adapter" => p.host_adapter.as_deref(),
         "lun_hex" => p.lun_hex.as_deref(),
-        "marginal" => p.marginal.as_ref().map(Marginal::as_str),
-        "verdict" => Some(PathVerdict::of(p).as_str()),
+    );
+    words!(
+        w,
+        "marginal" => p.marginal.as_ref().map(Marginal::as_known),
+        "verdict" => Some(Ok(PathVerdict::of(p).as_str())),
     );
     w.end_object()
 }
