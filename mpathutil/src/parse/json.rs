@@ -564,7 +564,9 @@ mod layout {
     impl<'a> Reader<'a> {
         #[inline(always)]
         fn indent(&mut self) {
-            self.at += self.bytes.get(self.at..).map_or(0, scan::leading_spaces);
+            if let Some(rest) = self.bytes.get(self.at..) {
+                self.at += scan::leading_spaces(rest);
+            }
         }
 
         #[inline(always)]
