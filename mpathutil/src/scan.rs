@@ -261,3 +261,45 @@ pub(crate) mod sse2 {
         _mm_movemask_epi8(hits) as u32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes rich in what the scanners look for, after a run of spaces so that whole
+    /// blocks of them are crossed too.
+    fn text() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            Just(b' '),
+            Just(b'"'),
+            Just(b'\\'),
+            Just(b'\n'),
+            Just(b'\t'),
+            any::<u8>(),
+        ];
+        (0usize..40, proptest::collection::vec(byte, 0..80))
+            .prop_map(|(indent, bytes)| std::iter::repeat_n(b' ', indent).chain(bytes).collect())
+    }
+
+    proptest! {
+        #[test]
+        fn the_scanners_find_what_a_byte_loop_finds(bytes in text(), byte in any::<u8>()) {
+            let stops = |b: &u8| *b == b'"' || *b == b'\\' || *b < 0x20;
+            prop_assert_eq!(string_end(&bytes), bytes.iter().position(stops));
+            prop_assert_eq!(
+                leading_spaces(&bytes),
+                bytes.iter().take_while(|b| **b == b' ').count()
+            );
+            prop_assert_eq!(whitespace(&bytes), bytes.iter().position(u8::is_ascii_whitespace));
+            // Every tail, so that every length meets `plain`'s word gathering.
+            for start in 0..bytes.len() {
+                let tail = &bytes[start..];
+                prop_assert_eq!(plain(tail), !tail.iter().any(stops), "{:?}", tail);
+            }
+            let found: Vec<usize> = Positions::new(&bytes, byte).collect();
+            let expected: Vec<usize> = (0..bytes.len()).filter(|i| bytes[*i] == byte).collect();
+            prop_assert_eq!(found, expected);
+        }
+    }
+}

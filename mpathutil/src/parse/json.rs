@@ -987,28 +987,6 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_scanners_find_what_a_byte_loop_finds(
-            bytes in proptest::collection::vec(proptest::prop_oneof![
-                proptest::strategy::Just(b' '),
-                proptest::strategy::Just(b'"'),
-                proptest::strategy::Just(b'\\'),
-                proptest::num::u8::ANY,
-            ], 0..80),
-            indent in 0usize..40,
-        ) {
-            // A run of spaces first, so whole blocks of them are crossed too.
-            let bytes: Vec<u8> = std::iter::repeat_n(b' ', indent).chain(bytes).collect();
-            proptest::prop_assert_eq!(
-                crate::scan::string_end(&bytes),
-                bytes.iter().position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)
-            );
-            proptest::prop_assert_eq!(
-                crate::scan::leading_spaces(&bytes),
-                bytes.iter().take_while(|b| **b == b' ').count()
-            );
-        }
-
-        #[test]
         fn both_readers_agree_on_damaged_text(
             at in 0usize..2400,
             garbage in "[ -~\n\t\u{1}]{0,8}",
