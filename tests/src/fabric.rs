@@ -707,8 +707,9 @@ fn sd_index(name: &str) -> Option<u32> {
     u32::try_from(n).ok()
 }
 
-/// The sd driver's device number for a disk index (16 minors per disk, majors 8, 65–71,
-/// 128–135, and extended minors past 256 disks).
+/// The sd driver's device number for a disk index, as `sd_probe` sets it: 16 minors per
+/// disk, majors 8, 65–71 and 128–135 by bits 4–7 of the index, and past 256 disks the
+/// index's higher bits kept in the minor (`sdiw`, disk 256, is `8:256`).
 pub fn sd_dev_t(index: u32) -> (u32, u32) {
     let group = (index & 0xf0) >> 4;
     let major = match group {
@@ -716,7 +717,7 @@ pub fn sd_dev_t(index: u32) -> (u32, u32) {
         1..=7 => 64 + group,
         _ => 128 + group - 8,
     };
-    let minor = ((index & 0xf) << 4) | ((index & 0xfff00) << 12);
+    let minor = ((index & 0xf) << 4) | (index & 0xfff00);
     (major, minor)
 }
 
@@ -739,6 +740,8 @@ mod tests {
         assert_eq!(sd_dev_t(15), (8, 240));
         assert_eq!(sd_dev_t(16), (65, 0));
         assert_eq!(sd_dev_t(128), (128, 0));
-        assert_eq!(sd_dev_t(256), (8, 1 << 20));
+        assert_eq!(sd_dev_t(256), (8, 256));
+        assert_eq!(sd_dev_t(257), (8, 272));
+        assert_eq!(sd_dev_t(4095), (135, 4080));
     }
 }
