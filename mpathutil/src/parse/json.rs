@@ -602,7 +602,8 @@ mod layout {
             }
             self.at = end + 1;
             // The cuts lie next to an ASCII quote, so on character boundaries.
-            self.text.get(start..end)
+            let (head, _) = self.text.split_at_checked(end)?;
+            head.split_at_checked(start).map(|(_, string)| string)
         }
 
         /// An integer, as JSON writes one (no `+`, no leading zero).
