@@ -49,15 +49,13 @@ fn stops_string(b: u8) -> bool {
 /// or eight bytes at a time.
 #[inline(always)]
 pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
-        let found = sse2::string_stops(block);
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize);
-        }
-        at += 16;
-    }
+    let mut at = match first_in_blocks(bytes, sse2::string_stops) {
+        Ok(found) => return Some(found),
+        Err(at) => at,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mut at = 0;
     while let Some(word) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
         let found = string_stops_word(u64::from_le_bytes(*word));
         if found != 0 {
@@ -70,6 +68,22 @@ pub(crate) fn string_end(bytes: &[u8]) -> Option<usize> {
         .iter()
         .position(|b| stops_string(*b))
         .map(|n| at + n)
+}
+
+/// The first byte that `hits` marks in the whole sixteen-byte blocks of `bytes`, or
+/// where those blocks end (the shorter rest is for the caller).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_in_blocks(bytes: &[u8], hits: impl Fn(&[u8; 16]) -> u32) -> Result<usize, usize> {
+    let mut at = 0;
+    while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
+        let found = hits(block);
+        if found != 0 {
+            return Ok(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    Err(at)
 }
 
 /// Whether `bytes` holds no byte that ends or breaks an unescaped string. Values are
@@ -117,15 +131,13 @@ fn string_stops_word(w: u64) -> u64 {
 /// split on it, thousands of times per reply.
 #[inline(always)]
 pub(crate) fn whitespace(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
     #[cfg(target_arch = "x86_64")]
-    while let Some(block) = bytes.get(at..).and_then(|b| b.first_chunk::<16>()) {
-        let found = sse2::whitespace(block);
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize);
-        }
-        at += 16;
-    }
+    let at = match first_in_blocks(bytes, sse2::whitespace) {
+        Ok(found) => return Some(found),
+        Err(at) => at,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let at = 0;
     bytes
         .get(at..)?
         .iter()
