@@ -765,22 +765,44 @@ mod layout {
 
         fn map(&mut self, map: &mut Map) -> Option<Tail> {
             let after = map_in_order(self, map)?;
-            self.rest(after, |r, key, value| match value {
-                Value::Objects if key == "path_groups" => {
-                    r.objects_into(&mut map.groups, Self::group)
-                }
-                Value::Empty if key == "path_groups" => Some(false),
-                Value::Scalar(value) => set_map(map, key, value).map(|()| false),
-                _ => None,
-            })
+            self.parent(
+                after,
+                map,
+                set_map,
+                "path_groups",
+                |m| &mut m.groups,
+                Self::group,
+            )
         }
 
         fn group(&mut self, group: &mut PathGroup) -> Option<Tail> {
             let after = group_in_order(self, group)?;
+            self.parent(
+                after,
+                group,
+                set_group,
+                "paths",
+                |g| &mut g.paths,
+                Self::path,
+            )
+        }
+
+        /// The rest of an object with scalar members and one array of child objects
+        /// under `array` (a map's groups, a group's paths), read into `children`.
+        #[inline(always)]
+        fn parent<T, C: Default>(
+            &mut self,
+            after: After,
+            object: &mut T,
+            set: impl Fn(&mut T, &str, Field<'a>) -> Option<()>,
+            array: &str,
+            children: impl Fn(&mut T) -> &mut Vec<C>,
+            mut child: impl FnMut(&mut Self, &mut C) -> Option<Tail>,
+        ) -> Option<Tail> {
             self.rest(after, |r, key, value| match value {
-                Value::Objects if key == "paths" => r.objects_into(&mut group.paths, Self::path),
-                Value::Empty if key == "paths" => Some(false),
-                Value::Scalar(value) => set_group(group, key, value).map(|()| false),
+                Value::Objects if key == array => r.objects_into(children(object), &mut child),
+                Value::Empty if key == array => Some(false),
+                Value::Scalar(value) => set(object, key, value).map(|()| false),
                 _ => None,
             })
         }
