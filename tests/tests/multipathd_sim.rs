@@ -416,11 +416,15 @@ fn a_busy_or_stalled_reply_in_a_pipeline_is_sent_again_alone() {
         assert_eq!(topology.maps.len(), 1, "{faults:?}");
         assert!(
             topology.maps[0].failback.is_some(),
-            "the raw listings came too: {faults:?}"
+            "the JSON listing came: {faults:?}"
+        );
+        assert!(
+            topology.maps[0].paths().all(|p| p.hcil.is_some()),
+            "the topology text came too: {faults:?}"
         );
         let log = sim.commands();
         assert!(
-            log.iter().filter(|c| *c == "show topology").count() >= 2,
+            log.iter().filter(|c| *c == "show maps json").count() >= 2,
             "the first answer was not used: {log:?}"
         );
     }
