@@ -183,7 +183,7 @@ fn a_kill_at_every_step_of_attach_is_repaired_by_the_next_call() {
             },
         ),
         (
-            Block::Reply("add map"),
+            Block::Reply("add path"),
             LunState {
                 link: false,
                 ..ATTACHED
@@ -390,7 +390,7 @@ fn a_generated_config_attaches_without_xapi_with_its_own_multipath_setting() {
 fn an_unplug_undoes_an_attach_a_kill_left_half_done() {
     let lab = seed_lab();
     let (sr, vdi) = seed_sr(&lab);
-    let state = kill_during(&lab, &sr, &vdi, "vdi_attach", Block::Reply("add map"));
+    let state = kill_during(&lab, &sr, &vdi, "vdi_attach", Block::Reply("add path"));
     assert!(state.record && state.map, "{state:?}");
     // xapi was told the attach failed, so nothing uses the LUN: the unplug cleans it up.
     lab.unplug(0, &sr).unwrap();
