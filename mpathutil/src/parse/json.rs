@@ -18,8 +18,10 @@ use std::borrow::Cow;
 
 const SOURCE: &str = "show maps json";
 
+/// A `show maps json` or `show map X json` reply as multipathd prints it, for a reader
+/// other than [`parse_maps_json`] (a benchmark measures other JSON crates on it).
 #[derive(Deserialize)]
-struct Document<'a> {
+pub struct Document<'a> {
     major_version: Option<Int>,
     #[serde(borrow, default)]
     maps: Option<Vec<JsonMap<'a>>>,
@@ -147,12 +149,19 @@ pub fn parse_maps_json(text: &str) -> Result<Topology, ParseError> {
     if super::is_empty_listing(text) {
         return Ok(Topology::default());
     }
-    let maps = document(text)?
-        .maps
-        .ok_or_else(|| ParseError::new(SOURCE, None, "no \"maps\" array in the reply"))?;
-    Ok(Topology {
-        maps: maps.into_iter().map(into_map).collect(),
-    })
+    document(text)?.into_topology()
+}
+
+impl Document<'_> {
+    /// The maps of a `show maps json` reply.
+    pub fn into_topology(self) -> Result<Topology, ParseError> {
+        let maps = self
+            .maps
+            .ok_or_else(|| ParseError::new(SOURCE, None, "no \"maps\" array in the reply"))?;
+        Ok(Topology {
+            maps: maps.into_iter().map(into_map).collect(),
+        })
+    }
 }
 
 /// Parses `show map X json`.
