@@ -208,9 +208,10 @@ fn into_map(m: JsonMap<'_>) -> Map {
         name: known(&m.name).unwrap_or_else(|| wwid.clone()),
         wwid,
         sysfs: known(&m.sysfs).filter(|s| s != "undef"),
-        vendor: defined(&m.vend),
-        product: defined(&m.prod),
-        revision: defined(&m.rev),
+        // 0.4.9 prints vendor and product space-padded, as sysfs has them.
+        vendor: defined(m.vend.trim()),
+        product: defined(m.prod.trim()),
+        revision: defined(m.rev.trim()),
         size: None,
         features: known(&m.features),
         hwhandler: known(&m.hwhandler),
