@@ -29,11 +29,48 @@ if ! grep -qs 'VERSION_CODENAME=bookworm' /etc/os-release; then
     exit 0
 fi
 
+# Two runs at once (two checkouts, CI beside a person) would race for dpkg's lock.
+mkdir -p "${XDG_CACHE_HOME:-$HOME/.cache}/sm-rs"
+exec 9>"${XDG_CACHE_HOME:-$HOME/.cache}/sm-rs/realstack-tools.lock"
+flock 9
+if have_all >/dev/null; then
+    echo "realstack: host tools present ($(qemu-system-x86_64 --version | head -1))"
+    exit 0
+fi
+
+# The Debian mirror this machine's apt already uses for bookworm: its URI from a deb822 stanza
+# (enabled, Types deb, Suites bookworm) or a one-line "deb [opts] URI bookworm ..." entry.
+bookworm_mirror() {
+    awk 'BEGIN { RS = ""; FS = "\n" }
+        {
+            uri = ""; deb = 0; suite = 0; enabled = 1
+            for (i = 1; i <= NF; i++) {
+                line = $i " "
+                if (line ~ /^URIs:/) { split(line, w, /[ \t]+/); uri = w[2] }
+                else if (line ~ /^Types:/ && line ~ /[ \t]deb[ \t]/) deb = 1
+                else if (line ~ /^Suites:/ && line ~ /[ \t]bookworm[ \t]/) suite = 1
+                else if (line ~ /^Enabled:[ \t]*no/) enabled = 0
+            }
+            if (uri != "" && deb && suite && enabled) { print uri; exit }
+        }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+}
+bookworm_mirror_one_line() {
+    awk '$1 == "deb" {
+            i = 2
+            if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == "bookworm") { print $i; exit }
+        }' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true
+}
+
 # The backports suite, on the mirror this machine already uses.
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    mirror="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)"
-    [ -n "$mirror" ] || mirror="$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)"
-    [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+    mirror="$(bookworm_mirror)"
+    [ -n "$mirror" ] || mirror="$(bookworm_mirror_one_line)"
+    if [ -z "$mirror" ]; then
+        echo "realstack: no bookworm entry in /etc/apt/sources.list or /etc/apt/sources.list.d/:" \
+            "add this machine's Debian mirror there (bookworm-backports is taken from it)" >&2
+        exit 1
+    fi
     cat > /etc/apt/sources.list.d/sm-rs-backports.sources <<SRC
 Types: deb
 URIs: $mirror
