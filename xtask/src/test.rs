@@ -135,17 +135,8 @@ enum RealStackMode {
 }
 
 impl RealStackMode {
-    /// The words of the harness's `SM_RS_REALSTACK` (`sm_testkit::realstack::Mode`).
     fn from_env() -> Result<Self, String> {
-        let value = env::var("SM_RS_REALSTACK").unwrap_or_default();
-        match value.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(Self::Auto),
-            "require" | "required" | "1" | "yes" => Ok(Self::Require),
-            "off" | "skip" | "0" | "no" => Ok(Self::Off),
-            other => Err(format!(
-                "SM_RS_REALSTACK={other:?}: use auto, require or off"
-            )),
-        }
+        parse_mode(&env::var("SM_RS_REALSTACK").unwrap_or_default())
     }
 
     fn cannot(self, why: String) -> Verdict {
@@ -153,6 +144,18 @@ impl RealStackMode {
             Self::Require => Verdict::Failed(format!("{why} (SM_RS_REALSTACK=require)")),
             Self::Auto | Self::Off => Verdict::Skipped(why),
         }
+    }
+}
+
+/// The words of the harness's `SM_RS_REALSTACK` (`sm_testkit::realstack::Mode`).
+fn parse_mode(value: &str) -> Result<RealStackMode, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => Ok(RealStackMode::Auto),
+        "require" | "required" | "1" | "yes" => Ok(RealStackMode::Require),
+        "off" | "skip" | "0" | "no" => Ok(RealStackMode::Off),
+        other => Err(format!(
+            "SM_RS_REALSTACK={other:?}: use auto, require or off"
+        )),
     }
 }
 
@@ -290,7 +293,7 @@ fn dom0_sources(root: &Path, mode: RealStackMode, run_env: &mut Vec<(&str, OsStr
     let dir = env::var_os("SM_RS_DOM0_MULTIPATHD")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/dom0-multipathd"));
+        .unwrap_or_else(|| root.parent().unwrap_or(root).join("shared/dom0-multipathd"));
     if !dir.is_dir() {
         return mode.cannot(format!(
             "no dom0 multipathd sources at {} (../shared/dom0-multipathd beside the project, \
@@ -389,19 +392,29 @@ fn nextest(
         let filter = if theirs.is_empty() {
             ours
         } else {
-            let theirs = theirs
+            let union = theirs
                 .iter()
                 .map(|f| format!("({f})"))
                 .collect::<Vec<_>>()
                 .join(" | ");
-            format!("({theirs}) & {ours}")
+            format!("({union}) & {ours}")
         };
         command.arg("-E").arg(filter);
-        if !has(&["--final-status-level"]) {
-            command.arg("--final-status-level=skip"); // names each skipped test at the end
+        // Nextest names each skipped test at the end, unless the caller chose tests (`-E`, a
+        // name, a package), which would make every other test a skip to list.
+        let chose = !theirs.is_empty()
+            || options
+                .iter()
+                .any(|a| !a.to_string_lossy().starts_with('-'));
+        if !chose && !has(&["--final-status-level"]) {
+            command.arg("--final-status-level=skip");
         }
     }
-    command.args(without_filtersets(args));
+    if left_out.is_empty() {
+        command.args(args);
+    } else {
+        command.args(without_filtersets(args));
+    }
     // What `cargo run` set for this program is not the caller's: passed on, it would make
     // build scripts that watch such variables (ring's) run again, and rebuild their crates.
     for (key, _) in env::vars_os() {
@@ -505,4 +518,51 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_callers_filtersets_are_taken_in_every_spelling() {
+        let given = args(&[
+            "-E",
+            "test(a)",
+            "-Etest(b)",
+            "--filterset",
+            "test(c)",
+            "--filterset=test(d)",
+            "--filter-expr=test(e)",
+            "--release",
+            "name",
+            "--",
+            "-E",
+            "--exact",
+        ]);
+        assert_eq!(
+            filtersets(given.split(|a| a == "--").next().unwrap_or_default()),
+            ["test(a)", "test(b)", "test(c)", "test(d)", "test(e)"]
+        );
+        assert_eq!(
+            without_filtersets(&given),
+            args(&["--release", "name", "--", "-E", "--exact"])
+        );
+    }
+
+    #[test]
+    fn realstack_modes_read_as_the_harness_reads_them() {
+        for (value, mode) in [
+            ("", RealStackMode::Auto),
+            (" Require ", RealStackMode::Require),
+            ("off", RealStackMode::Off),
+        ] {
+            assert_eq!(parse_mode(value), Ok(mode));
+        }
+        assert!(parse_mode("sometimes").is_err());
+    }
 }
