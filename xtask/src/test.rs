@@ -210,10 +210,10 @@ fn real_stack(root: &Path, mode: RealStackMode) -> Verdict {
             "xtask: installing the real-stack tools (.ci/install.d/40-realstack.sh; \
              SM_RS_REALSTACK=off skips them)"
         );
-        if let Verdict::Failed(why) = install(root, "40-realstack.sh", &[]) {
-            return mode.cannot(why);
+        match install(root, "40-realstack.sh", &[]) {
+            Verdict::Runs => check = real_stack_host(),
+            Verdict::Skipped(why) | Verdict::Failed(why) => return mode.cannot(why),
         }
-        check = real_stack_host();
     }
     match check {
         Ok(()) => Verdict::Runs,
