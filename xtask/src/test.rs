@@ -86,7 +86,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         .iter()
         .filter(|f| f.verdict != Verdict::Runs)
         .collect();
-    let status = nextest(&args, &left_out, &run_env);
+    let status = nextest(&root, &args, &left_out, &run_env);
 
     for family in &left_out {
         match &family.verdict {
@@ -354,6 +354,7 @@ fn install(root: &Path, script: &str, vars: &[(&str, &OsStr)]) -> Verdict {
 
 /// `cargo nextest run --workspace --no-fail-fast ARGS…`, leaving out the families given.
 fn nextest(
+    root: &Path,
     args: &[OsString],
     left_out: &[&Family],
     run_env: &[(&str, OsString)],
@@ -370,7 +371,7 @@ fn nextest(
     };
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.args(["nextest", "run"]);
+    command.current_dir(root).args(["nextest", "run"]);
     if !has(&["-p", "--package", "--workspace", "--all"]) {
         command.arg("--workspace");
     }
