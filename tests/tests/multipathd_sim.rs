@@ -310,9 +310,9 @@ fn non_root_peers_may_only_look() {
 #[test]
 fn root_peers_are_recognised_by_their_credentials() {
     let (sim, _) = seed_sim(DaemonConfig::default());
-    // The suite runs as root in CI; elsewhere the refusal is the expected answer.
-    let root = rustix::process::geteuid().is_root();
-    assert_eq!(client(&sim).reconfigure().is_ok(), root);
+    // This process is root (CI) or the simulator's own user, which stands for root: either
+    // way a peer the daemon lets change things. `non_root_peers_may_only_look` has the refusal.
+    client(&sim).reconfigure().unwrap();
 }
 
 #[test]

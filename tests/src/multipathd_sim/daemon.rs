@@ -68,7 +68,8 @@ pub enum FindMultipaths {
 /// Which peers count as root (the daemon lets only root change anything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerPolicy {
-    /// By the peer's uid (SO_PEERCRED), as multipathd does.
+    /// By the peer's uid (SO_PEERCRED), as multipathd does; a peer of the simulator's own uid
+    /// counts as root too, as a peer of the daemon's (root's) uid does.
     Credentials,
     /// Every peer is treated as non-root: lets a test running as root see the refusal.
     AllUnprivileged,
