@@ -8,7 +8,8 @@ use mpathutil::model::{CheckerState, PathDmState};
 use mpathutil::parse::{parse_map_json, parse_maps_json, parse_table, parse_topology};
 use mpathutil::{PathCounts, Topology};
 use sm_testkit::fabric::{
-    AluaState, ArraySpec, ControllerSpec, Fabric, LunSpec, Policy, PortSpec, StandbyTur, Transport,
+    AluaState, ArraySpec, ControllerSpec, Fabric, Failback, LunSpec, NoPathRetry, Policy, PortSpec,
+    StandbyTur, Transport,
 };
 use sm_testkit::multipathd_sim::{
     DaemonConfig, Faults, FindMultipaths, MultipathdSim, PeerPolicy, ReplyStyle,
@@ -846,7 +847,7 @@ fn dom0_answers_the_help_text_without_fail_to_what_it_cannot_run() {
     });
     let help = send_raw(&sim, "show frobs");
     assert!(help.starts_with(
-        "multipath-tools v0.4.9 (05/21, 2010)\nCLI commands reference:\n list|show paths\n"
+        "multipath-tools v0.4.9 (05/33, 2016)\nCLI commands reference:\n list|show paths\n"
     ));
     // The table has no `show map X format`, `show path X`, `del maps`, `show config local`.
     for cmd in [
@@ -985,3 +986,785 @@ fn dom0_json_has_no_marginal_state_or_lun_hex_yet_says_0_1() {
         "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": []\n}\n"
     );
 }
+
+/// The real-stack VM's topology A as a fabric: one QEMU LUN behind two virtio-scsi HBAs,
+/// under stock sm's multipath.conf on 0.4.9-xs (no device entry for QEMU: the built-in
+/// defaults — failover, service-time, const prio, checker directio — with sm's `failback 10`
+/// and `no_path_retry 10`).
+fn dom0_vm_fabric() -> (Fabric, sm_testkit::fabric::ArrayId) {
+    let mut fabric = Fabric::new();
+    fabric.add_host_port(Transport::Virtio);
+    let array = fabric.add_array(ArraySpec {
+        vendor: "QEMU".into(),
+        product: "QEMU HARDDISK".into(),
+        revision: "2.5+".into(),
+        controllers: ["path1", "path2"]
+            .iter()
+            .map(|name| ControllerSpec {
+                name: (*name).into(),
+                ports: vec![PortSpec::new(name, 0)],
+            })
+            .collect(),
+        tpgs: Vec::new(),
+        standby_tur: StandbyTur::Ghost,
+        policy: Policy {
+            checker: "directio".into(),
+            failback: Failback::Deferred(10),
+            no_path_retry: NoPathRetry::Retries(10),
+            features: "1 queue_if_no_path".into(),
+            ..Policy::builtin()
+        },
+    });
+    fabric.add_lun(
+        array,
+        LunSpec {
+            lun: 0,
+            wwid: DOM0_VM_WWID.into(),
+            size_bytes: 128 << 20,
+            serial: "SMRSSCSI0001".into(),
+        },
+    );
+    fabric.scan();
+    (fabric, array)
+}
+
+const DOM0_VM_WWID: &str = "350014055eed00001";
+
+/// What differs by numbering or by time, not behaviour: the second path's H:C:T:L (two HBAs
+/// in the VM, one host port with two targets here, the next target after a hot-plug) and
+/// the checker's countdown.
+fn dom0_normalise(text: &str) -> String {
+    let text = text
+        .replace("1:0:0:0", "0:0:1:0")
+        .replace("0:0:2:0", "0:0:1:0");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    // A next_check bar: ten of X or '.', a space, tick/interval.
+    while let Some(at) = rest.find(['X', '.']) {
+        let (head, tail) = rest.split_at(at);
+        out.push_str(head);
+        let bar = tail.len() >= 11
+            && tail.as_bytes()[..10]
+                .iter()
+                .all(|b| *b == b'X' || *b == b'.')
+            && tail.as_bytes()[10] == b' ';
+        let end = if bar {
+            let digits = tail[11..]
+                .find(|c: char| !(c.is_ascii_digit() || c == '/'))
+                .unwrap_or(tail.len() - 11);
+            out.push_str("<next_check>");
+            out.push_str(&" ".repeat(11 + digits - "<next_check>".len()));
+            11 + digits
+        } else {
+            out.push_str(&tail[..1]);
+            1
+        };
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn dom0_replays_the_real_daemons_captured_replies() {
+    let captured = |name: &str| -> String {
+        let (_, text) = DOM0_CAPTURES.iter().find(|(n, _)| *n == name).unwrap();
+        text.replace("^_", "\u{1f}")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, array) = dom0_vm_fabric();
+    let sim = MultipathdSim::start(
+        fabric,
+        DaemonConfig {
+            pid: 196,
+            ..dom0_config(&dir)
+        },
+    )
+    .unwrap();
+    let map_fields = "\"%w\u{1f}%F\u{1f}%Q\u{1f}%N\u{1f}%0\u{1f}%e\u{1f}%t\"";
+    let path_fields =
+        "\"%d\u{1f}%c\u{1f}%p\u{1f}%N\u{1f}%n\u{1f}%R\u{1f}%r\u{1f}%a\u{1f}%L\u{1f}%M\"";
+    let show = |state: &str, slug: &str, command: &str| {
+        let name = format!("{state}.{slug}");
+        assert_eq!(
+            dom0_normalise(&send_raw(&sim, command)),
+            dom0_normalise(&captured(&name)),
+            "{name}: {command}"
+        );
+    };
+    let shows = |state: &str, json: bool| {
+        show(state, "show-paths", "show paths");
+        show(
+            state,
+            "show-paths-raw",
+            &format!("show paths raw format {path_fields}"),
+        );
+        if json {
+            show(state, "show-maps-json", "show maps json");
+            show(state, "show-topology", "show topology");
+        }
+    };
+    let map_shows = |state: &str| {
+        show(
+            state,
+            "show-maps-raw",
+            &format!("show maps raw format {map_fields}"),
+        );
+    };
+
+    show("any", "unknown-command", "show no-such-thing");
+    show("any", "show-daemon", "show daemon");
+    show("any", "show-wildcards", "show wildcards");
+    assert_eq!(
+        send_raw(&sim, &format!("show map {DOM0_VM_WWID} raw format \"%w\"")),
+        captured("any.unknown-command")
+    );
+
+    // nomap: both paths, WWID not listed.
+    shows("nomap", true);
+    for cmd in ["list maps", "show maps", "show topology"] {
+        assert_eq!(send_raw(&sim, cmd), "", "{cmd}");
+    }
+    assert_eq!(
+        send_raw(&sim, &format!("show maps raw format {map_fields}")),
+        ""
+    );
+    for cmd in ["json", "topology"] {
+        assert_eq!(
+            send_raw(&sim, &format!("show map {DOM0_VM_WWID} {cmd}")),
+            "fail\n"
+        );
+    }
+    assert_eq!(send_raw(&sim, &format!("add map {DOM0_VM_WWID}")), "ok\n");
+    assert_eq!(
+        send_raw(&sim, &format!("remove map {DOM0_VM_WWID}")),
+        "fail\n"
+    );
+    assert_eq!(send_raw(&sim, &format!("del map {DOM0_VM_WWID}")), "fail\n");
+
+    // healthy: the WWID listed, then `add path sda`.
+    list_wwid(&dir, DOM0_VM_WWID);
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    shows("healthy", true);
+    map_shows("healthy");
+    show("healthy", "show-maps", "show maps");
+    show("healthy", "show-maps", "list maps");
+    show(
+        "healthy",
+        "show-map-json",
+        &format!("show map {DOM0_VM_WWID} json"),
+    );
+    show(
+        "healthy",
+        "show-map-topology",
+        &format!("show map {DOM0_VM_WWID} topology"),
+    );
+    assert_eq!(send_raw(&sim, &format!("add map {DOM0_VM_WWID}")), "ok\n");
+    assert_eq!(send_raw(&sim, "reconfigure"), "ok\n");
+
+    // degraded: path 2 hot-unplugged.
+    sim.fabric(|f| f.pull_controller(array, "path2"));
+    shows("degraded", true);
+    map_shows("degraded");
+
+    // failed: path 2 back, then `fail path sda`.
+    sim.fabric(|f| drop(f.push_controller(array, "path2")));
+    assert_eq!(send_raw(&sim, "fail path sda"), "ok\n");
+    shows("failed", true);
+    map_shows("failed");
+    show(
+        "failed",
+        "show-map-json",
+        &format!("show map {DOM0_VM_WWID} json"),
+    );
+    assert_eq!(send_raw(&sim, "reinstate path sda"), "ok\n");
+
+    // open, then closed and removed.
+    sim.with(|w| assert!(w.daemon.set_open(DOM0_VM_WWID, true)));
+    assert_eq!(
+        send_raw(&sim, &format!("remove map {DOM0_VM_WWID}")),
+        "fail\n"
+    );
+    assert_eq!(send_raw(&sim, &format!("del map {DOM0_VM_WWID}")), "fail\n");
+    sim.with(|w| assert!(w.daemon.set_open(DOM0_VM_WWID, false)));
+    assert_eq!(
+        send_raw(&sim, &format!("remove map {DOM0_VM_WWID}")),
+        "ok\n"
+    );
+    shows("removed", false);
+    assert_eq!(
+        send_raw(&sim, "show maps json"),
+        captured("nomap.show-maps-json")
+    );
+}
+/// Replies of the real 0.4.9-136.xs8, verbatim (`^_` stands for the unit separator): the
+/// `realstack_replies` capture of topology A (see `dom0_replays_the_real_daemons_captured_replies`).
+const DOM0_CAPTURES: &[(&str, &str)] = &[
+    (
+        "any.unknown-command",
+        r#"multipath-tools v0.4.9 (05/33, 2016)
+CLI commands reference:
+ list|show paths
+ list|show paths format $format
+ list|show paths raw format $format
+ list|show status
+ list|show daemon
+ list|show maps|multipaths
+ list|show maps|multipaths status
+ list|show maps|multipaths stats
+ list|show maps|multipaths format $format
+ list|show maps|multipaths raw format $format
+ list|show maps|multipaths topology
+ list|show maps|multipaths json
+ list|show topology
+ list|show map|multipath $map topology
+ list|show map|multipath $map json
+ list|show config
+ list|show blacklist
+ list|show devices
+ list|show wildcards
+ reset maps|multipaths stats
+ reset map|multipath $map stats
+ add path $path
+ remove|del path $path
+ add map|multipath $map
+ remove|del map|multipath $map
+ switch|switchgroup map|multipath $map group $group
+ reconfigure
+ suspend map|multipath $map
+ resume map|multipath $map
+ resize map|multipath $map
+ reset map|multipath $map
+ reload map|multipath $map
+ disablequeueing map|multipath $map
+ restorequeueing map|multipath $map
+ disablequeueing maps|multipaths
+ restorequeueing maps|multipaths
+ reinstate path $path
+ fail path $path
+ quit|exit
+ shutdown
+ map|multipath $map getprstatus
+ map|multipath $map setprstatus
+ map|multipath $map unsetprstatus
+ map|multipath $map getprkey
+ map|multipath $map setprkey key $key
+ map|multipath $map unsetprkey
+ forcequeueing daemon
+ restorequeueing daemon
+"#,
+    ),
+    (
+        "any.show-daemon",
+        r#"pid 196 running
+"#,
+    ),
+    (
+        "any.show-wildcards",
+        r#"multipath format wildcards:
+%n  name
+%w  uuid
+%d  sysfs
+%F  failback
+%Q  queueing
+%N  paths
+%r  write_prot
+%t  dm-st
+%S  size
+%f  features
+%x  failures
+%h  hwhandler
+%A  action
+%0  path_faults
+%1  switch_grp
+%2  map_loads
+%3  total_q_time
+%4  q_timeouts
+%s  vend/prod/rev
+%v  vend
+%p  prod
+%e  rev
+
+path format wildcards:
+%w  uuid
+%i  hcil
+%d  dev
+%D  dev_t
+%t  dm_st
+%o  dev_st
+%T  chk_st
+%s  vend/prod/rev
+%c  checker
+%C  next_check
+%p  pri
+%S  size
+%z  serial
+%m  multipath
+%N  host WWNN
+%n  target WWNN
+%R  host WWPN
+%r  target WWPN
+%a  host adapter
+%0  failures
+%P  protocol
+
+pathgroup format wildcards:
+%s  selector
+%p  pri
+%t  dm_st
+"#,
+    ),
+    (
+        "nomap.show-paths",
+        r#"hcil    dev dev_t pri dm_st chk_st dev_st  next_check
+0:0:0:0 sda 8:0   1   undef undef  unknown orphan    
+1:0:0:0 sdb 8:16  1   undef undef  unknown orphan    
+"#,
+    ),
+    (
+        "nomap.show-paths-raw",
+        r#"sda^_^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+sdb^_^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+"#,
+    ),
+    ("nomap.show-topology", r#""#),
+    (
+        "nomap.show-maps-json",
+        r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "maps": []
+}
+"#,
+    ),
+    (
+        "healthy.show-maps-json",
+        r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "maps": [{
+      "name" : "350014055eed00001",
+      "uuid" : "350014055eed00001",
+      "sysfs" : "dm-0",
+      "failback" : "-",
+      "queueing" : "10 chk",
+      "paths" : 2,
+      "write_prot" : "rw",
+      "dm_st" : "active",
+      "features" : "1 queue_if_no_path",
+      "hwhandler" : "0",
+      "action" : "create",
+      "path_faults" : 0,
+      "vend" : "QEMU    ",
+      "prod" : "QEMU HARDDISK   ",
+      "rev" : "2.5+",
+      "switch_grp" : 0,
+      "map_loads" : 1,
+      "total_q_time" : 0,
+      "q_timeouts" : 0,
+      "path_groups": [{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "active",
+         "group" : 1,
+         "paths": [{
+            "dev" : "sda",
+            "dev_t" : "8:0",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      },{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "enabled",
+         "group" : 2,
+         "paths": [{
+            "dev" : "sdb",
+            "dev_t" : "8:16",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      }]
+   }]
+}
+"#,
+    ),
+    (
+        "healthy.show-map-json",
+        r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "map":{
+      "name" : "350014055eed00001",
+      "uuid" : "350014055eed00001",
+      "sysfs" : "dm-0",
+      "failback" : "-",
+      "queueing" : "10 chk",
+      "paths" : 2,
+      "write_prot" : "rw",
+      "dm_st" : "active",
+      "features" : "1 queue_if_no_path",
+      "hwhandler" : "0",
+      "action" : "create",
+      "path_faults" : 0,
+      "vend" : "QEMU    ",
+      "prod" : "QEMU HARDDISK   ",
+      "rev" : "2.5+",
+      "switch_grp" : 0,
+      "map_loads" : 1,
+      "total_q_time" : 0,
+      "q_timeouts" : 0,
+      "path_groups": [{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "active",
+         "group" : 1,
+         "paths": [{
+            "dev" : "sda",
+            "dev_t" : "8:0",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      },{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "enabled",
+         "group" : 2,
+         "paths": [{
+            "dev" : "sdb",
+            "dev_t" : "8:16",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      }]
+   }
+}
+"#,
+    ),
+    (
+        "healthy.show-topology",
+        r#"create: 350014055eed00001 dm-0 QEMU    ,QEMU HARDDISK   
+size=128M features='1 queue_if_no_path' hwhandler='0' wp=rw
+|-+- policy='service-time 0' prio=1 status=active
+| `- 0:0:0:0 sda 8:0  active ready running
+`-+- policy='service-time 0' prio=1 status=enabled
+  `- 1:0:0:0 sdb 8:16 active ready running
+"#,
+    ),
+    (
+        "healthy.show-map-topology",
+        r#"create: 350014055eed00001 dm-0 QEMU    ,QEMU HARDDISK   
+size=128M features='1 queue_if_no_path' hwhandler='0' wp=rw
+|-+- policy='service-time 0' prio=1 status=active
+| `- 0:0:0:0 sda 8:0  active ready running
+`-+- policy='service-time 0' prio=1 status=enabled
+  `- 1:0:0:0 sdb 8:16 active ready running
+"#,
+    ),
+    (
+        "healthy.show-maps-raw",
+        r#"350014055eed00001^_-^_10 chk^_2^_0^_2.5+^_active
+"#,
+    ),
+    (
+        "healthy.show-paths-raw",
+        r#"sda^_directio^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+sdb^_directio^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+"#,
+    ),
+    (
+        "healthy.show-maps",
+        r#"name              sysfs uuid             
+350014055eed00001 dm-0  350014055eed00001
+"#,
+    ),
+    (
+        "healthy.show-paths",
+        r#"hcil    dev dev_t pri dm_st  chk_st dev_st  next_check     
+0:0:0:0 sda 8:0   1   active ready  running XXXXXX.... 6/10
+1:0:0:0 sdb 8:16  1   active ready  running XXXXXX.... 6/10
+"#,
+    ),
+    (
+        "degraded.show-maps-json",
+        r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "maps": [{
+      "name" : "350014055eed00001",
+      "uuid" : "350014055eed00001",
+      "sysfs" : "dm-0",
+      "failback" : "-",
+      "queueing" : "10 chk",
+      "paths" : 1,
+      "write_prot" : "rw",
+      "dm_st" : "active",
+      "features" : "1 queue_if_no_path",
+      "hwhandler" : "0",
+      "action" : "",
+      "path_faults" : 0,
+      "vend" : "QEMU    ",
+      "prod" : "QEMU HARDDISK   ",
+      "rev" : "2.5+",
+      "switch_grp" : 0,
+      "map_loads" : 2,
+      "total_q_time" : 0,
+      "q_timeouts" : 0,
+      "path_groups": [{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "active",
+         "group" : 1,
+         "paths": [{
+            "dev" : "sda",
+            "dev_t" : "8:0",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      }]
+   }]
+}
+"#,
+    ),
+    (
+        "degraded.show-topology",
+        r#"350014055eed00001 dm-0 QEMU    ,QEMU HARDDISK   
+size=128M features='1 queue_if_no_path' hwhandler='0' wp=rw
+`-+- policy='service-time 0' prio=1 status=active
+  `- 0:0:0:0 sda 8:0 active ready running
+"#,
+    ),
+    (
+        "degraded.show-maps-raw",
+        r#"350014055eed00001^_-^_10 chk^_1^_0^_2.5+^_active
+"#,
+    ),
+    (
+        "degraded.show-paths-raw",
+        r#"sda^_directio^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+"#,
+    ),
+    (
+        "degraded.show-paths",
+        r#"hcil    dev dev_t pri dm_st  chk_st dev_st  next_check     
+0:0:0:0 sda 8:0   1   active ready  running XXXXX..... 5/10
+"#,
+    ),
+    (
+        "failed.show-maps-json",
+        r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "maps": [{
+      "name" : "350014055eed00001",
+      "uuid" : "350014055eed00001",
+      "sysfs" : "dm-0",
+      "failback" : "-",
+      "queueing" : "10 chk",
+      "paths" : 1,
+      "write_prot" : "rw",
+      "dm_st" : "active",
+      "features" : "1 queue_if_no_path",
+      "hwhandler" : "0",
+      "action" : "",
+      "path_faults" : 1,
+      "vend" : "QEMU    ",
+      "prod" : "QEMU HARDDISK   ",
+      "rev" : "2.5+",
+      "switch_grp" : 0,
+      "map_loads" : 3,
+      "total_q_time" : 0,
+      "q_timeouts" : 0,
+      "path_groups": [{
+         "selector" : "service-time 0",
+         "pri" : 0,
+         "dm_st" : "enabled",
+         "group" : 1,
+         "paths": [{
+            "dev" : "sda",
+            "dev_t" : "8:0",
+            "dm_st" : "failed",
+            "dev_st" : "running",
+            "chk_st" : "faulty",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      },{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "active",
+         "group" : 2,
+         "paths": [{
+            "dev" : "sdb",
+            "dev_t" : "8:16",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      }]
+   }]
+}
+"#,
+    ),
+    (
+        "failed.show-map-json",
+        r#"{
+   "major_version": 0,
+   "minor_version": 1,
+   "map":{
+      "name" : "350014055eed00001",
+      "uuid" : "350014055eed00001",
+      "sysfs" : "dm-0",
+      "failback" : "-",
+      "queueing" : "10 chk",
+      "paths" : 1,
+      "write_prot" : "rw",
+      "dm_st" : "active",
+      "features" : "1 queue_if_no_path",
+      "hwhandler" : "0",
+      "action" : "",
+      "path_faults" : 1,
+      "vend" : "QEMU    ",
+      "prod" : "QEMU HARDDISK   ",
+      "rev" : "2.5+",
+      "switch_grp" : 0,
+      "map_loads" : 3,
+      "total_q_time" : 0,
+      "q_timeouts" : 0,
+      "path_groups": [{
+         "selector" : "service-time 0",
+         "pri" : 0,
+         "dm_st" : "enabled",
+         "group" : 1,
+         "paths": [{
+            "dev" : "sda",
+            "dev_t" : "8:0",
+            "dm_st" : "failed",
+            "dev_st" : "running",
+            "chk_st" : "faulty",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      },{
+         "selector" : "service-time 0",
+         "pri" : 1,
+         "dm_st" : "active",
+         "group" : 2,
+         "paths": [{
+            "dev" : "sdb",
+            "dev_t" : "8:16",
+            "dm_st" : "active",
+            "dev_st" : "running",
+            "chk_st" : "ready",
+            "checker" : "directio",
+            "pri" : 1,
+            "host_wwnn" : "[undef]",
+            "target_wwnn" : "[undef]",
+            "host_wwpn" : "[undef]",
+            "target_wwpn" : "[undef]",
+            "host_adapter" : "[undef]"
+         }]
+      }]
+   }
+}
+"#,
+    ),
+    (
+        "failed.show-topology",
+        r#"350014055eed00001 dm-0 QEMU    ,QEMU HARDDISK   
+size=128M features='1 queue_if_no_path' hwhandler='0' wp=rw
+|-+- policy='service-time 0' prio=0 status=enabled
+| `- 0:0:0:0 sda 8:0  failed faulty running
+`-+- policy='service-time 0' prio=1 status=active
+  `- 1:0:0:0 sdb 8:16 active ready  running
+"#,
+    ),
+    (
+        "failed.show-maps-raw",
+        r#"350014055eed00001^_-^_10 chk^_1^_1^_2.5+^_active
+"#,
+    ),
+    (
+        "failed.show-paths-raw",
+        r#"sda^_directio^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+sdb^_directio^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+"#,
+    ),
+    (
+        "failed.show-paths",
+        r#"hcil    dev dev_t pri dm_st  chk_st dev_st  next_check     
+0:0:0:0 sda 8:0   1   failed faulty running XXX....... 3/10
+1:0:0:0 sdb 8:16  1   active ready  running XXXX...... 4/10
+"#,
+    ),
+    (
+        "removed.show-paths",
+        r#"hcil    dev dev_t pri dm_st chk_st dev_st  next_check
+0:0:0:0 sda 8:0   1   undef undef  unknown orphan    
+1:0:0:0 sdb 8:16  1   undef undef  unknown orphan    
+"#,
+    ),
+    (
+        "removed.show-paths-raw",
+        r#"sda^_^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+sdb^_^_1^_[undef]^_[undef]^_[undef]^_[undef]^_[undef]^_^_
+"#,
+    ),
+];

@@ -40,8 +40,8 @@ impl ReplyStyle {
         match self {
             Self::V0_9_4 => "multipath-tools v0.9.4 (12/19, 2022)\n",
             Self::V0_9_8 => "multipath-tools v0.9.8 (02/15, 2024)\n",
-            // VERSION_CODE 0x000409, DATE_CODE 0x052110: the RHEL series never bumped them.
-            Self::V0_4_9Xs => "multipath-tools v0.4.9 (05/21, 2010)\n",
+            // VERSION_CODE 0x000409, DATE_CODE 0x052110, each byte printed with %d.
+            Self::V0_4_9Xs => "multipath-tools v0.4.9 (05/33, 2016)\n",
         }
     }
 
@@ -529,6 +529,15 @@ impl Daemon {
         for state in self.paths.values_mut() {
             state.operator_failed = None;
         }
+        if self.config.style.is_0_4_9() {
+            // 0.4.9's configure builds every map afresh: its counters start again (and
+            // the forced reload counts one load).
+            for map in &mut self.maps {
+                map.map_loads = 0;
+                map.path_faults = 0;
+                map.switch_grp = 0;
+            }
+        }
         let candidates: BTreeSet<String> = self
             .pathvec
             .iter()
@@ -675,7 +684,12 @@ impl Daemon {
                 current = next;
             }
             let mut switches = 0;
-            if map.policy.failback == Failback::Immediate {
+            // The simulator has no clock: a deferred failback is shown done (the state
+            // N + 1 seconds on), never pending.
+            if matches!(
+                map.policy.failback,
+                Failback::Immediate | Failback::Deferred(_)
+            ) {
                 let best = self.best_group(fabric, &map.layout);
                 if best != current && map.layout.get(best).is_some_and(works) {
                     current = best;

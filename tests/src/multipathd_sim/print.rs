@@ -439,7 +439,9 @@ impl<'a> Printer<'a> {
                 match map.policy.failback {
                     Failback::Immediate => "immediate",
                     Failback::Followover => "followover",
-                    Failback::Manual => "-",
+                    // A deferred failback prints its progress only while one is pending
+                    // (failback_tick), which the simulator never shows.
+                    Failback::Manual | Failback::Deferred(_) => "-",
                 },
             ),
             'Q' => match map.policy.no_path_retry {
@@ -493,6 +495,8 @@ impl<'a> Printer<'a> {
         let array = info.facts.array;
         let known = match w {
             's' => write!(out, "{:<8.8},{:<16.16}", array.vendor, array.product).is_ok(),
+            // A path outside a map has no checker selected yet.
+            'c' if info.map.is_none() => true,
             'T' if info.map.is_some() && info.checker == Checker::Pending => {
                 push(out, "undef").is_ok()
             }
