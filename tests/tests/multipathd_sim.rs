@@ -8,11 +8,11 @@ use mpathutil::model::{CheckerState, PathDmState};
 use mpathutil::parse::{parse_map_json, parse_maps_json, parse_table, parse_topology};
 use mpathutil::{PathCounts, Topology};
 use sm_testkit::fabric::{
-    AluaState, ArraySpec, ControllerSpec, Fabric, Failback, LunSpec, NoPathRetry, Policy, PortSpec,
-    StandbyTur, Transport,
+    AluaState, ArraySpec, ControllerSpec, Fabric, LunSpec, Policy, PortSpec, StandbyTur, Transport,
 };
 use sm_testkit::multipathd_sim::{
     DaemonConfig, Faults, FindMultipaths, MultipathdSim, PeerPolicy, ReplyStyle,
+    stock_sm_default_policy,
 };
 use sm_testkit::scenarios::{SEED_WWID, large_fabric, seed_fabric};
 use std::io::{Read, Write};
@@ -696,11 +696,9 @@ fn an_iscsi_path_whose_portal_is_cut_has_no_host_adapter() {
 /// in `dir`; no wait on a missing map unless a test asks for it.
 fn dom0_config(dir: &tempfile::TempDir) -> DaemonConfig {
     DaemonConfig {
-        style: ReplyStyle::V0_4_9Xs,
-        find_multipaths: FindMultipaths::On,
         wwids_file: Some(dir.path().join("wwids")),
         missing_map_delay: Duration::ZERO,
-        ..DaemonConfig::default()
+        ..DaemonConfig::dom0()
     }
 }
 
@@ -1007,13 +1005,7 @@ fn dom0_vm_fabric() -> (Fabric, sm_testkit::fabric::ArrayId) {
             .collect(),
         tpgs: Vec::new(),
         standby_tur: StandbyTur::Ghost,
-        policy: Policy {
-            checker: "directio".into(),
-            failback: Failback::Deferred(10),
-            no_path_retry: NoPathRetry::Retries(10),
-            features: "1 queue_if_no_path".into(),
-            ..Policy::builtin()
-        },
+        policy: stock_sm_default_policy(),
     });
     fabric.add_lun(
         array,

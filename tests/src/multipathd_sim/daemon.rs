@@ -118,6 +118,42 @@ impl Default for DaemonConfig {
     }
 }
 
+impl DaemonConfig {
+    /// A dom0's multipathd as XCP-ng 8.3 / XenServer 8 runs it: 0.4.9-136.xs8 with stock
+    /// sm's `/etc/multipath.conf` (`find_multipaths yes`, `user_friendly_names no`, no
+    /// `polling_interval`: 5 s), its devnode blacklist plus the daemon's built-in one
+    /// (`^(td|hd|vd)[a-z]`, …, as prefixes). Arrays without a device entry get
+    /// [`stock_sm_default_policy`]. The wwids file is the caller's to set.
+    pub fn dom0() -> Self {
+        Self {
+            style: ReplyStyle::V0_4_9Xs,
+            find_multipaths: FindMultipaths::On,
+            blacklist_devnodes: [
+                "ram", "raw", "loop", "fd", "md", "dm-", "sr", "scd", "st", "td", "hd", "vd",
+                "dcssblk", "nvme", "scini", "rbd", "nbd", "drbd",
+            ]
+            .map(String::from)
+            .to_vec(),
+            polling_interval: 5,
+            ..Self::default()
+        }
+    }
+}
+
+/// What 0.4.9-xs under stock sm's multipath.conf sets up for an array with no device entry
+/// (a QEMU disk, tgt): its built-in defaults (failover, `service-time 0`, const prio,
+/// checker `directio`, hwhandler `0`) with sm's `failback 10` and `no_path_retry 10`, which
+/// puts `queue_if_no_path` in the table.
+pub fn stock_sm_default_policy() -> Policy {
+    Policy {
+        checker: "directio".into(),
+        failback: crate::fabric::Failback::Deferred(10),
+        no_path_retry: crate::fabric::NoPathRetry::Retries(10),
+        features: "1 queue_if_no_path".into(),
+        ..Policy::builtin()
+    }
+}
+
 /// `MAX_WAIT * LOOPS_PER_SEC - 1` tries of 200 ms in 0.4.9's `dm_mapname`.
 pub const MISSING_MAP_DELAY_0_4_9: Duration = Duration::from_millis(4800);
 

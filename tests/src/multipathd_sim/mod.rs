@@ -13,6 +13,7 @@ pub mod print;
 
 pub use daemon::{
     Daemon, DaemonConfig, FindMultipaths, MISSING_MAP_DELAY_0_4_9, PeerPolicy, ReplyStyle,
+    stock_sm_default_policy,
 };
 
 use crate::fabric::Fabric;
