@@ -147,7 +147,7 @@ impl DaemonConfig {
 pub fn stock_sm_default_policy() -> Policy {
     Policy {
         checker: "directio".into(),
-        failback: crate::fabric::Failback::Deferred(10),
+        failback: Failback::Deferred(10),
         no_path_retry: crate::fabric::NoPathRetry::Retries(10),
         features: "1 queue_if_no_path".into(),
         ..Policy::builtin()
