@@ -409,10 +409,11 @@ impl<'a> Printer<'a> {
             )
             .is_ok(),
             'Q' => match map.policy.no_path_retry {
-                // retry_tick starts at no_path_retry × checkint + 1 when the last path
-                // fails and counts down each second; shown as at the start.
+                // retry_tick is set to no_path_retry × checkint + 1 when the last path
+                // fails, and the checker loop takes one off in the same pass (then one a
+                // second): shown as after that first pass.
                 NoPathRetry::Retries(n) if info.usable == 0 => {
-                    write!(out, "{} sec", n * self.daemon.config.polling_interval + 1).is_ok()
+                    write!(out, "{} sec", n * self.daemon.config.polling_interval).is_ok()
                 }
                 NoPathRetry::Retries(n) => write!(out, "{n} chk").is_ok(),
                 _ => self.map_field_0_9(out, index, w),
