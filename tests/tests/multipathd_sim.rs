@@ -1191,3 +1191,29 @@ fn dom0_replays_the_real_daemons_captured_replies() {
         captured("nomap.show-maps-json")
     );
 }
+
+#[test]
+fn dom0_queueing_counts_down_and_a_deferred_failback_is_shown_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fabric, _) = dom0_vm_fabric();
+    let sim = MultipathdSim::start(fabric, dom0_config(&dir)).unwrap();
+    list_wwid(&dir, DOM0_VM_WWID);
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    let status = || send_raw(&sim, "show maps raw format \"%F|%Q|%N|%1\"");
+    assert_eq!(status(), "-|10 chk|2|0\n");
+    // sda failed: the kernel goes on with sdb's group; sda back: the daemon fails back to
+    // sda's group (`failback 10`: after ten seconds; at once here) and counts the switch.
+    send_raw(&sim, "fail path sda");
+    assert!(send_raw(&sim, "show topology").contains("prio=0 status=enabled\n| `- 0:0:0:0 sda"));
+    send_raw(&sim, "reinstate path sda");
+    assert_eq!(status(), "-|10 chk|2|1\n");
+    let topology = send_raw(&sim, "show topology");
+    assert!(
+        topology.contains("|-+- policy='service-time 0' prio=1 status=active\n| `- 0:0:0:0 sda"),
+        "{topology}"
+    );
+    // Both paths failed: the map queues for no_path_retry checks of 5 s, counting down.
+    send_raw(&sim, "fail path sda");
+    send_raw(&sim, "fail path sdb");
+    assert_eq!(status(), "-|50 sec|0|1\n");
+}
