@@ -71,6 +71,9 @@ pub enum Failback {
     Manual,
     Immediate,
     Followover,
+    /// `failback N` (stock sm's multipath.conf sets 10): back to the best group N + 1
+    /// checker ticks after it works again.
+    Deferred(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
