@@ -3,6 +3,7 @@
 //! the SR commands ([`sr`]) and the VDI commands ([`vdi`]); what differs is how LUNs are
 //! reached ([`iscsi`], [`hba`]).
 
+pub mod claims;
 pub mod hba;
 pub mod info;
 pub mod iscsi;

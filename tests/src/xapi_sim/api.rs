@@ -186,7 +186,9 @@ fn arity(class: Class, message: &str) -> Option<(usize, usize)> {
         (Class::Sr, "probe") => Some((5, 5)),
         (Class::Sr, "scan" | "update") => Some((2, 2)),
         (Class::Vdi, "db_introduce") => Some((12, 20)),
-        (Class::Vdi, "db_forget") => Some((2, 2)),
+        (Class::Vdi, "db_forget" | "forget") => Some((2, 2)),
+        (Class::Vdi, "introduce") => Some((12, 19)),
+        (Class::Vdi, "set_managed") => Some((3, 3)),
         (Class::Message, "create") => Some((6, 6)),
         (Class::Message, "destroy") => Some((2, 2)),
         _ => None,
@@ -396,7 +398,24 @@ pub(crate) async fn dispatch(
                 Ok(Value::String(vdi))
             })
         }
-        (Class::Vdi, "db_forget") => {
+        (Class::Vdi, "introduce") => {
+            let row = vdi_from_params(&p, n)?;
+            storage::vdi_introduce(sim, row).await.map(Value::String)
+        }
+        (Class::Vdi, "set_managed") => {
+            let vdi = p.string(1, "self")?;
+            let value = p.bool(2, "value")?;
+            sim.modify(|db| {
+                let row = db
+                    .vdis
+                    .get_mut(&vdi)
+                    .ok_or_else(|| failure("HANDLE_INVALID", ["VDI", &vdi]))?;
+                row.managed = value;
+                db.touch(Class::Vdi, &vdi);
+                Ok(Value::void())
+            })
+        }
+        (Class::Vdi, "db_forget" | "forget") => {
             let vdi = p.string(1, "vdi")?;
             sim.modify(|db| {
                 db.vdis

@@ -70,7 +70,7 @@ check(
     isinstance(info, dict)
     and all(isinstance(info.get(k), str) for k in
             ["name", "description", "vendor", "copyright", "driver_version", "required_api_version"])
-    and info["required_api_version"] == "1.0"
+    and info["required_api_version"] == "1.1"
     and "SR_MULTIPATH" in info["capabilities"]
     and all(set(c) == {"key", "description"} for c in info["configuration"]),
     repr(info),
