@@ -296,6 +296,47 @@ impl Lab {
             .map(|(r, _, _)| r)
     }
 
+    /// `xe vdi-introduce uuid=<listed VDI> sr-uuid=… type=user location=<SCSIid>
+    /// sm-config:SCSIid=<SCSIid>`: the administrator claims a LUN the SR lists (unmanaged)
+    /// for VMs. The VDI's ref.
+    pub fn claim(&self, sr: &Ref<Sr>, scsiid: &str) -> Result<String, Failure> {
+        let uuid = self
+            .vdis(sr)
+            .into_iter()
+            .find(|(_, _, loc)| loc == scsiid)
+            .map_or_else(crate::xapi_sim::db::new_uuid, |(_, uuid, _)| uuid);
+        let sm_config: StringMap = [("SCSIid".to_string(), scsiid.to_string())].into();
+        let empty = StringMap::new();
+        let params: Vec<Value> = vec![
+            uuid.into(),
+            "".into(),
+            "".into(),
+            sr.as_str().into(),
+            "user".into(),
+            false.into(),
+            false.into(),
+            (&empty).into(),
+            scsiid.into(),
+            (&empty).into(),
+            (&sm_config).into(),
+            true.into(),
+        ];
+        let vdi = self
+            .block_on(self.session.call("VDI.introduce", params))
+            .map_err(failure)?;
+        vdi.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Failure::new("CLIENT_ERROR", ["VDI.introduce answered no ref"]))
+    }
+
+    /// Claims every LUN the SR lists (see [`Self::claim`]); the VDIs, by location.
+    pub fn claim_all(&self, sr: &Ref<Sr>) -> Result<Vec<(String, String, String)>, Failure> {
+        for (_, _, scsiid) in self.vdis(sr) {
+            self.claim(sr, &scsiid)?;
+        }
+        Ok(self.vdis(sr))
+    }
+
     /// A VBD plug on a host: `vdi_attach` then `vdi_activate`; the attach answer.
     pub fn attach(&self, i: usize, vdi: &str) -> Result<StringMap, Failure> {
         self.block_on(self.xapi.attach_vdi(&self.hosts[i].host_ref, vdi, true))

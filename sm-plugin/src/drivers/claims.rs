@@ -75,7 +75,8 @@ impl OtherSrs {
     /// hold LUNs as VDIs.
     pub fn read(ctx: &Ctx<'_>) -> Result<Self, SrError> {
         let xapi = ctx.xapi()?;
-        let me = ctx.sr_ref()?;
+        // A probe has no SR yet: every SR is another.
+        let me = ctx.call.sr_ref.as_deref().unwrap_or("");
         let srs = xapi.all_srs()?;
         let mut used = BTreeMap::new();
         let mut note = |scsiid: &str, sr_uuid: &str, name: &str, how: String| {
