@@ -273,6 +273,8 @@ pub struct Fabric {
     generation: u64,
     /// Arrays that are a server's local RAID volumes, reached only by their controller.
     local_arrays: BTreeSet<usize>,
+    /// LUNs the array does not present to this host (LUN masking).
+    masked: BTreeSet<LunId>,
 }
 
 impl Fabric {
@@ -453,6 +455,9 @@ impl Fabric {
                     }
                     for l in 0..self.arrays[a].luns.len() {
                         let lun = LunId { array: a, index: l };
+                        if self.masked.contains(&lun) {
+                            continue;
+                        }
                         if let Some(id) = self.attach(hp, port, lun) {
                             found.push(id);
                         }
@@ -562,6 +567,39 @@ impl Fabric {
             }
             self.touch();
         }
+    }
+
+    /// The array stops (or starts again) presenting a LUN to this host, as a change of its
+    /// LUN masking: the host's disks of it go (as after the rescan that notices); a later
+    /// scan finds it again once unmasked.
+    pub fn mask_lun(&mut self, lun: LunId, masked: bool) {
+        if !masked {
+            self.masked.remove(&lun);
+            self.touch();
+            return;
+        }
+        self.masked.insert(lun);
+        let gone: Vec<DeviceId> = self
+            .devices
+            .iter()
+            .filter(|d| d.present && d.lun == lun)
+            .map(|d| d.id)
+            .collect();
+        for id in gone {
+            self.delete_device(id);
+        }
+        self.touch();
+    }
+
+    /// The LUN with this SCSIid.
+    pub fn lun_by_wwid(&self, wwid: &str) -> Option<LunId> {
+        self.arrays.iter().enumerate().find_map(|(a, array)| {
+            array
+                .luns
+                .iter()
+                .position(|l| l.wwid == wwid)
+                .map(|index| LunId { array: a, index })
+        })
     }
 
     /// Every device ever created, in creation order.

@@ -392,11 +392,14 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
     let others = OtherSrs::read(ctx)?;
     let (ours, theirs) = claims::screen(ctx, luns_of(ctx, plugged), Some(&others));
     let existing = xapi.lun_vdis(sr_ref)?;
-    let known: BTreeMap<&str, &LunVdi> = existing.iter().map(|v| (v.uuid.as_str(), v)).collect();
+    // A VDI is its LUN: its location is the SCSIid (whatever uuid an older version gave it).
+    let known: BTreeMap<&str, &LunVdi> = existing
+        .iter()
+        .map(|v| (v.location.as_str(), v))
+        .collect();
     let mut wanted = BTreeSet::new();
     for lun in &ours {
-        let uuid = luns::vdi_uuid(&lun.scsiid);
-        match known.get(uuid.as_str()) {
+        match known.get(lun.scsiid.as_str()) {
             None => {
                 introduce(ctx, lun, false)?;
             }
@@ -406,20 +409,20 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
             }
             Some(_) => {}
         }
-        wanted.insert(uuid);
+        wanted.insert(lun.scsiid.clone());
     }
     let why_not: BTreeMap<String, NotOurs> = theirs
         .into_iter()
-        .map(|(lun, why)| (luns::vdi_uuid(&lun.scsiid), why))
+        .map(|(lun, why)| (lun.scsiid, why))
         .collect();
     let attached_here: BTreeSet<String> = ctx
         .activator
         .in_use_by(&plugged.sr_uuid)
         .into_iter()
-        .map(|r| r.vdi_uuid)
+        .map(|r| r.scsiid)
         .collect();
-    for vdi in existing.iter().filter(|v| !wanted.contains(&v.uuid)) {
-        let why = why_not.get(&vdi.uuid);
+    for vdi in existing.iter().filter(|v| !wanted.contains(&v.location)) {
+        let why = why_not.get(&vdi.location);
         let reason = why.map_or_else(
             || "the SR master does not see it".to_string(),
             ToString::to_string,
@@ -433,7 +436,7 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
             );
             continue;
         }
-        if attached_here.contains(&vdi.uuid) {
+        if attached_here.contains(&vdi.location) {
             tracing::warn!(
                 "LUN {} of VDI {}: {reason}; kept, it is attached on this host",
                 vdi.location,

@@ -213,16 +213,17 @@ pub fn introduce(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     let existing = xapi
         .lun_vdis(ctx.sr_ref()?)?
         .into_iter()
-        .find(|v| v.uuid == uuid);
-    match existing {
+        .find(|v| v.uuid == uuid || v.location == scsiid);
+    let uuid = match existing {
         Some(vdi) => {
             if !vdi.managed {
-                tracing::info!("LUN {scsiid} claimed: VDI {uuid} is now managed");
+                tracing::info!("LUN {scsiid} claimed: VDI {} is now managed", vdi.uuid);
                 xapi.set_vdi_managed(&vdi.vdi_ref, true)?;
             }
             if vdi.sm_config.contains_key(sr::MISSING_SCANS) {
                 xapi.put_vdi_sm_config(&vdi.vdi_ref, sr::MISSING_SCANS, None)?;
             }
+            vdi.uuid
         }
         None => {
             let lun = seen.ok_or_else(|| {
@@ -231,9 +232,9 @@ pub fn introduce(ctx: &Ctx<'_>) -> Result<Value, SrError> {
                     format!("no LUN {scsiid} is visible in this SR on this host"),
                 )
             })?;
-            sr::introduce(ctx, &lun, true)?;
+            sr::introduce(ctx, &lun, true)?
         }
-    }
+    };
     Ok(string_struct([
         ("uuid", uuid.as_str()),
         ("location", scsiid.as_str()),

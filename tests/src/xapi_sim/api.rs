@@ -383,6 +383,14 @@ pub(crate) async fn dispatch(
                 if !db.srs.contains_key(&row.sr) {
                     return Err(failure("HANDLE_INVALID", ["SR", &row.sr]));
                 }
+                // introduce_dbonly: a location is unique in its SR.
+                if db
+                    .vdis
+                    .values()
+                    .any(|v| v.sr == row.sr && v.location == row.location)
+                {
+                    return Err(failure("LOCATION_NOT_UNIQUE", [&row.sr, &row.location]));
+                }
                 if db.by_uuid(Class::Vdi, &row.uuid).is_some() {
                     return Err(failure(
                         "INTERNAL_ERROR",
