@@ -142,13 +142,20 @@ fn a_stock_lvmoiscsi_srs_lun_on_the_same_target_is_never_listed_claimed_or_attac
     // The probe's LUN list leaves it out too.
     let probe = lab.probe("lunoiscsi", &iscsi_dconf()).unwrap_err();
     let listed = &probe.params[2];
-    assert!(listed.contains(&lun(1)) && listed.contains(&lun(2)), "{probe}");
+    assert!(
+        listed.contains(&lun(1)) && listed.contains(&lun(2)),
+        "{probe}"
+    );
     assert!(!listed.contains(&lun(0)), "{probe}");
     // Claiming it is refused, naming the SR that has it.
     let e = lab.claim(&sr, &lun(0)).unwrap_err();
     assert_eq!(e.code, "SR_DEVICE_IN_USE", "{e}");
     let stock_uuid = lab.xapi.db().srs[stock.as_str()].uuid.clone();
-    assert!(last_answer(&lab).contains(&stock_uuid), "{}", last_answer(&lab));
+    assert!(
+        last_answer(&lab).contains(&stock_uuid),
+        "{}",
+        last_answer(&lab)
+    );
     assert!(locations(&lab, &sr).iter().all(|l| *l != lun(0)));
     // A VDI of it left by an older driver cannot be attached: nothing reaches the LUN.
     let planted = planted_vdi(&lab, &sr, &lun(0));
@@ -172,7 +179,9 @@ fn a_stock_lvmoiscsi_srs_lun_on_the_same_target_is_never_listed_claimed_or_attac
 fn a_local_raid_volume_is_never_listed_claimed_or_attached() {
     let lab = lab_with(1, || with_local_raid(large_fabric(2)), ReplyStyle::V0_9_8);
     let sr = lab.create_sr("lunohba", "FC LUNs", &[]).unwrap();
-    let fc: Vec<String> = (0..2).map(|i| format!("36006016015301d00{i:016x}")).collect();
+    let fc: Vec<String> = (0..2)
+        .map(|i| format!("36006016015301d00{i:016x}"))
+        .collect();
     assert_eq!(locations(&lab, &sr), fc);
     let e = lab.claim(&sr, RAID_VOLUME).unwrap_err();
     assert_eq!(e.code, "SR_BACKEND_FAILURE_19", "{e}");
@@ -199,7 +208,9 @@ fn a_local_raid_volume_is_never_listed_claimed_or_attached() {
 fn a_lun_dom0_holds_open_is_left_out_and_refused_until_released() {
     let lab = lab_with(1, || large_fabric(2), ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
-    let fc: Vec<String> = (0..2).map(|i| format!("36006016015301d00{i:016x}")).collect();
+    let fc: Vec<String> = (0..2)
+        .map(|i| format!("36006016015301d00{i:016x}"))
+        .collect();
     // dom0 uses LUN 0 for itself (an md array, a hand-made volume group): no SR says so.
     let holder = lab.host(0).sim.hold(&fc[0], "md-local", "LVM-dom0-vg");
     let sr = lab.create_sr("lunohba", "FC LUNs", &[]).unwrap();
@@ -242,7 +253,10 @@ fn a_vdi_in_use_on_another_host_survives_scans_on_a_master_that_cannot_see_it() 
     for _ in 0..5 {
         scan();
         let db = lab.xapi.db();
-        let row = db.vdis.get(&vdi).expect("the VDI is never forgotten while in use");
+        let row = db
+            .vdis
+            .get(&vdi)
+            .expect("the VDI is never forgotten while in use");
         assert_eq!(row.uuid, uuid);
         assert!(row.managed);
     }
@@ -257,7 +271,10 @@ fn a_vdi_in_use_on_another_host_survives_scans_on_a_master_that_cannot_see_it() 
     // Detached everywhere, the LUN still missing: forgotten after three scans, not before.
     lab.detach(1, &vdi).unwrap();
     scan();
-    assert_eq!(lab.xapi.db().vdis[&vdi].sm_config["sm-rs-missing-scans"], "1");
+    assert_eq!(
+        lab.xapi.db().vdis[&vdi].sm_config["sm-rs-missing-scans"],
+        "1"
+    );
     scan();
     assert!(lab.xapi.db().vdis.contains_key(&vdi));
     scan();
@@ -302,8 +319,10 @@ fn stale_mpath_keys_are_gone_after_a_crash_and_the_next_plug() {
     let pbd = lab.pbd(0, &sr);
     lab.xapi.modify(|db| {
         if let Some(p) = db.pbds.get_mut(pbd.as_str()) {
-            p.other_config
-                .insert("mpath-3600a0b800012345600000000deadbeef".into(), "[1, 2]".into());
+            p.other_config.insert(
+                "mpath-3600a0b800012345600000000deadbeef".into(),
+                "[1, 2]".into(),
+            );
         }
     });
     // The host crashes: tmpfs (the in-use registry, the plug state) is gone, the VM with it;
@@ -366,7 +385,10 @@ fn identity_fabric() -> Fabric {
             ..Policy::builtin()
         },
     });
-    for (i, wwid) in [NAA, EUI64, VENDOR_SPECIFIC, PAGE80_ONLY].iter().enumerate() {
+    for (i, wwid) in [NAA, EUI64, VENDOR_SPECIFIC, PAGE80_ONLY]
+        .iter()
+        .enumerate()
+    {
         fabric.add_lun(
             array,
             LunSpec {
@@ -408,7 +430,12 @@ fn the_scsiid_is_the_one_udev_gives_for_every_kind_of_designator() {
         lab.attach(0, &vdi).unwrap()["params"],
         format!("/dev/disk/mpInuse/{VENDOR_SPECIFIC}")
     );
-    assert!(lab.host(0).sim.maps().contains(&VENDOR_SPECIFIC.to_string()));
+    assert!(
+        lab.host(0)
+            .sim
+            .maps()
+            .contains(&VENDOR_SPECIFIC.to_string())
+    );
     lab.detach(0, &vdi).unwrap();
 }
 
@@ -427,7 +454,10 @@ fn udevs_name_wins_over_the_vpd_pages_which_serve_only_without_it() {
     std::fs::rename(&data, &saved).unwrap();
     let listed = probe_ids();
     for wwid in [NAA, EUI64, VENDOR_SPECIFIC, PAGE80_ONLY] {
-        assert!(listed.contains(&format!("<SCSIid>{wwid}</SCSIid>")), "{listed}");
+        assert!(
+            listed.contains(&format!("<SCSIid>{wwid}</SCSIid>")),
+            "{listed}"
+        );
     }
     std::fs::rename(&saved, &data).unwrap();
     // Where the host's rules named a disk otherwise (sg3_utils' rules on an eight-letter
@@ -510,10 +540,9 @@ fn stock_sm_health_check_runs_past_our_srs() {
         format!("INSTALLATION_UUID='{host_uuid}'\nCONTROL_DOMAIN_UUID='{dom0_uuid}'\n"),
     )
     .unwrap();
-    let address = lab
-        .block_on(lab.xapi.listen_tcp("127.0.0.1:0"))
-        .unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/stock_sr_health_check.py");
+    let address = lab.block_on(lab.xapi.listen_tcp("127.0.0.1:0")).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/stock_sr_health_check.py");
     let run = || {
         let out = std::process::Command::new(&python)
             .arg(&script)
@@ -547,7 +576,10 @@ fn stock_sm_health_check_runs_past_our_srs() {
         }
     });
     let (ok, stdout, stderr) = run();
-    assert!(!ok, "with \"1.0\" the check should fail:\n{stdout}\n{stderr}");
+    assert!(
+        !ok,
+        "with \"1.0\" the check should fail:\n{stdout}\n{stderr}"
+    );
     assert!(stderr.contains("from_uuid"), "{stderr}");
     assert!(!stdout.contains("DONE"), "{stdout}");
 }

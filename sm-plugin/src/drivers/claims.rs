@@ -81,11 +81,12 @@ impl OtherSrs {
         let mut used = BTreeMap::new();
         let mut note = |scsiid: &str, sr_uuid: &str, name: &str, how: String| {
             for id in scsiid.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                used.entry(id.to_string()).or_insert_with(|| NotOurs::OtherSr {
-                    sr_uuid: sr_uuid.to_string(),
-                    name: name.to_string(),
-                    how: how.clone(),
-                });
+                used.entry(id.to_string())
+                    .or_insert_with(|| NotOurs::OtherSr {
+                        sr_uuid: sr_uuid.to_string(),
+                        name: name.to_string(),
+                        how: how.clone(),
+                    });
             }
         };
         for (pbd_ref, pbd) in xapi.all_pbds()? {

@@ -172,7 +172,11 @@ mod tests {
         assert!(without_root.is_empty());
         let mut local = disk("sdd", 3, Some("3600a"));
         local.reach = Reach::Local;
-        let mixed = group([disk("sdb", 1, Some("3600a")), local], &BTreeSet::new(), &[]);
+        let mixed = group(
+            [disk("sdb", 1, Some("3600a")), local],
+            &BTreeSet::new(),
+            &[],
+        );
         assert_eq!(mixed[0].reach, Reach::Local);
     }
 

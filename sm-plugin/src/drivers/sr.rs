@@ -393,10 +393,8 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
     let (ours, theirs) = claims::screen(ctx, luns_of(ctx, plugged), Some(&others));
     let existing = xapi.lun_vdis(sr_ref)?;
     // A VDI is its LUN: its location is the SCSIid (whatever uuid an older version gave it).
-    let known: BTreeMap<&str, &LunVdi> = existing
-        .iter()
-        .map(|v| (v.location.as_str(), v))
-        .collect();
+    let known: BTreeMap<&str, &LunVdi> =
+        existing.iter().map(|v| (v.location.as_str(), v)).collect();
     let mut wanted = BTreeSet::new();
     for lun in &ours {
         match known.get(lun.scsiid.as_str()) {

@@ -92,7 +92,9 @@ fn check_lun(
         Some(_) => Some(OtherSrs::read(ctx)?),
         None => None,
     };
-    let seen = sr::luns_of(ctx, plugged).into_iter().find(|l| l.scsiid == scsiid);
+    let seen = sr::luns_of(ctx, plugged)
+        .into_iter()
+        .find(|l| l.scsiid == scsiid);
     let why = match &seen {
         Some(lun) => claims::not_ours(ctx, lun, others.as_ref()),
         None => others.as_ref().and_then(|o| o.get(scsiid)).cloned(),

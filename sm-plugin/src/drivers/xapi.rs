@@ -29,12 +29,21 @@ pub struct LunVdi {
 impl LunVdi {
     fn from_record(vdi_ref: String, record: &Value) -> Option<Self> {
         let fields = record.as_struct()?;
-        let text = |k: &str| fields.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |k: &str| {
+            fields
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         Some(Self {
             vdi_ref,
             uuid: text("uuid"),
             location: text("location"),
-            managed: fields.get("managed").and_then(Value::as_bool).unwrap_or(true),
+            managed: fields
+                .get("managed")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
             sm_config: fields
                 .get("sm_config")
                 .and_then(Value::as_string_map)
@@ -197,10 +206,8 @@ impl Xapi {
     ) -> Result<(), SrError> {
         self.block(
             "VDI.remove_from_sm_config",
-            self.session.call(
-                "VDI.remove_from_sm_config",
-                vec![vdi.into(), key.into()],
-            ),
+            self.session
+                .call("VDI.remove_from_sm_config", vec![vdi.into(), key.into()]),
         )?;
         if let Some(value) = value {
             self.block(

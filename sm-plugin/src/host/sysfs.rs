@@ -493,8 +493,7 @@ mod tests {
             Some("35001405aabbccdd1")
         );
         assert_eq!(
-            scsiid_from_page83(&page(&[descriptor(2, 0, 1, b"LIO-ORG  disk 01 ")]), DGC)
-                .as_deref(),
+            scsiid_from_page83(&page(&[descriptor(2, 0, 1, b"LIO-ORG  disk 01 ")]), DGC).as_deref(),
             Some("1LIO-ORG_disk_01")
         );
         assert_eq!(scsiid_from_page83(&[0, 0x80, 0, 0], DGC), None);

@@ -267,7 +267,10 @@ impl Renderer {
                     &block.join("dev"),
                     format!("{}:{}\n", device.dev_t.0, device.dev_t.1),
                 );
-                let _ = symlink(format!("../../{}", &dir["sys/".len()..]), block.join("device"));
+                let _ = symlink(
+                    format!("../../{}", &dir["sys/".len()..]),
+                    block.join("device"),
+                );
                 write(&self.path(&format!("dev/{}", device.name)), "");
                 let serial = udev::id_serial(pg83.as_deref(), Some(&pg80), inquiry);
                 write(
@@ -305,9 +308,8 @@ impl Renderer {
                         .find(|d| d.name == *name)
                         .map(|d| d.dev_t)
                     {
-                        let _ = fs::remove_file(
-                            self.path(&format!("run/udev/data/b{major}:{minor}")),
-                        );
+                        let _ =
+                            fs::remove_file(self.path(&format!("run/udev/data/b{major}:{minor}")));
                     }
                 }
             }

@@ -623,7 +623,10 @@ impl Db {
                     ("vendor", m.vendor.as_str().into()),
                     ("copyright", m.copyright.as_str().into()),
                     ("version", m.version.as_str().into()),
-                    ("required_api_version", m.required_api_version.as_str().into()),
+                    (
+                        "required_api_version",
+                        m.required_api_version.as_str().into(),
+                    ),
                     ("configuration", map(&m.configuration)),
                     (
                         "capabilities",
@@ -785,7 +788,12 @@ impl Db {
 
     /// Adds a VBD of a VM for a VDI.
     pub fn insert_vbd(&mut self, vm: &str, vdi: &str, attached: bool) -> String {
-        let userdevice = self.vbds.values().filter(|b| b.vm == vm).count().to_string();
+        let userdevice = self
+            .vbds
+            .values()
+            .filter(|b| b.vm == vm)
+            .count()
+            .to_string();
         let vbd = new_ref();
         self.vbds.insert(
             vbd.clone(),

@@ -232,8 +232,8 @@ mod tests {
         assert!(e.matches(&rec(&[("host", "OpaqueRef:h1"), ("SR", "OpaqueRef:s1")])));
         assert!(!e.matches(&rec(&[("host", "OpaqueRef:h2"), ("SR", "OpaqueRef:s1")])));
         // Stock SR.from_uuid joins its two halves with no blank: "… andfield …".
-        let joined = parse(r#"field "SR" = "OpaqueRef:s1" andfield "host" = "OpaqueRef:h1""#)
-            .unwrap();
+        let joined =
+            parse(r#"field "SR" = "OpaqueRef:s1" andfield "host" = "OpaqueRef:h1""#).unwrap();
         assert!(joined.matches(&rec(&[("host", "OpaqueRef:h1"), ("SR", "OpaqueRef:s1")])));
     }
 
