@@ -563,6 +563,50 @@ mod tests {
     }
 
     #[test]
+    fn how_a_disk_is_reached_is_where_the_kernel_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let cases = [
+            // lpfc: below the FC remote port.
+            (
+                "pci0000:00/0000:00:02.0/0000:05:00.0/host1/rport-1:0-2/target1:0:2/1:0:2:3",
+                Reach::Fc,
+            ),
+            // mpt3sas, a JBOD disk behind an expander: a SAS end device.
+            (
+                "pci0000:00/0000:00:03.0/0000:03:00.0/host0/port-0:0/expander-0:0/port-0:0:4/end_device-0:0:4/target0:0:4/0:0:4:0",
+                Reach::Sas,
+            ),
+            // mpt3sas integrated RAID volume (channel 1): no end device.
+            (
+                "pci0000:00/0000:00:03.0/0000:03:00.0/host0/target0:1:0/0:1:0:0",
+                Reach::Local,
+            ),
+            // megaraid_sas virtual drive.
+            (
+                "pci0000:00/0000:00:01.0/0000:02:00.0/host2/target2:2:0/2:2:0:0",
+                Reach::Local,
+            ),
+            // open-iscsi (software or offload): below the session.
+            ("platform/host7/session3/target7:0:0/7:0:0:1", Reach::Iscsi),
+            // ahci.
+            (
+                "pci0000:00/0000:00:1f.2/ata1/host3/target3:0:0/3:0:0:0",
+                Reach::Local,
+            ),
+        ];
+        for (path, want) in cases {
+            let device = dir.path().join("sys/devices").join(path);
+            fs::create_dir_all(&device).unwrap();
+            let link = dir.path().join("sys/block/sdq/device");
+            let _ = fs::remove_file(&link);
+            fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(format!("../../devices/{path}"), &link).unwrap();
+            assert_eq!(reach_of(&root, &link), want, "{path}");
+        }
+    }
+
+    #[test]
     fn hba_drivers() {
         assert!(is_hba_driver("lpfc"));
         assert!(is_hba_driver("mptsas"));
