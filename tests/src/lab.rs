@@ -329,6 +329,44 @@ impl Lab {
             .ok_or_else(|| Failure::new("CLIENT_ERROR", ["VDI.introduce answered no ref"]))
     }
 
+    /// `xe vdi-create sr-uuid=… name-label=… virtual-size=… type=user [sm-config:SCSIid=…]`:
+    /// claims a LUN of at least that size (the named one, else the smallest free). The VDI.
+    pub fn create_vdi(
+        &self,
+        sr: &Ref<Sr>,
+        name: &str,
+        size: i64,
+        scsiid: Option<&str>,
+    ) -> Result<String, Failure> {
+        let sm_config: StringMap = scsiid
+            .map(|id| ("SCSIid".to_string(), id.to_string()))
+            .into_iter()
+            .collect();
+        let empty = StringMap::new();
+        let record: BTreeMap<String, Value> = [
+            ("name_label", Value::from(name)),
+            ("name_description", Value::from("")),
+            ("SR", Value::from(sr.as_str())),
+            ("virtual_size", Value::from(size.to_string())),
+            ("type", Value::from("user")),
+            ("sharable", Value::from(false)),
+            ("read_only", Value::from(false)),
+            ("other_config", Value::from(&empty)),
+            ("xenstore_data", Value::from(&empty)),
+            ("sm_config", Value::from(&sm_config)),
+            ("tags", Value::Array(Vec::new())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let vdi = self
+            .block_on(self.session.call("VDI.create", vec![Value::Struct(record)]))
+            .map_err(failure)?;
+        vdi.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Failure::new("CLIENT_ERROR", ["VDI.create answered no ref"]))
+    }
+
     /// Claims every LUN the SR lists (see [`Self::claim`]); the VDIs, by location.
     pub fn claim_all(&self, sr: &Ref<Sr>) -> Result<Vec<(String, String, String)>, Failure> {
         for (_, _, scsiid) in self.vdis(sr) {

@@ -176,6 +176,47 @@ fn a_stock_lvmoiscsi_srs_lun_on_the_same_target_is_never_listed_claimed_or_attac
 }
 
 #[test]
+fn vdi_create_claims_the_named_lun_or_the_smallest_that_fits() {
+    let lab = lab_with(1, || iscsi_fabric(3).0, ReplyStyle::V0_9_8);
+    let sr = lab.create_sr("lunoiscsi", "LUNs", &iscsi_dconf()).unwrap();
+    stock_sr(
+        &lab,
+        "lvmoiscsi",
+        "Stock",
+        &[("targetIQN", ISCSI_TARGET), ("SCSIid", &lun(0))],
+    );
+    // The named LUN, with the name given; nothing else changes hands.
+    let db_vdi = lab
+        .create_vdi(&sr, "DB data", 1 << 30, Some(&lun(2)))
+        .unwrap();
+    {
+        let db = lab.xapi.db();
+        let row = &db.vdis[&db_vdi];
+        assert_eq!(row.location, lun(2));
+        assert!(row.managed);
+        assert_eq!(row.name_label, "DB data");
+    }
+    // Claimed once only.
+    let e = lab
+        .create_vdi(&sr, "again", 1 << 30, Some(&lun(2)))
+        .unwrap_err();
+    assert_eq!(e.code, "VDI_IN_USE", "{e}");
+    // Another SR's LUN is refused, named or not: the only free LUN left is LUN 1.
+    let e = lab
+        .create_vdi(&sr, "theirs", 1 << 30, Some(&lun(0)))
+        .unwrap_err();
+    assert_eq!(e.code, "SR_DEVICE_IN_USE", "{e}");
+    let e = lab.create_vdi(&sr, "too big", 17 << 30, None).unwrap_err();
+    assert_eq!(e.code, "SR_BACKEND_FAILURE_44", "{e}");
+    let any = lab.create_vdi(&sr, "scratch", 1 << 30, None).unwrap();
+    assert_eq!(lab.xapi.db().vdis[&any].location, lun(1));
+    let e = lab.create_vdi(&sr, "none left", 1 << 30, None).unwrap_err();
+    assert_eq!(e.code, "SR_BACKEND_FAILURE_44", "{e}");
+    assert!(lab.attach(0, &any).is_ok());
+    lab.detach(0, &any).unwrap();
+}
+
+#[test]
 fn a_local_raid_volume_is_never_listed_claimed_or_attached() {
     let lab = lab_with(1, || with_local_raid(large_fabric(2)), ReplyStyle::V0_9_8);
     let sr = lab.create_sr("lunohba", "FC LUNs", &[]).unwrap();

@@ -8,7 +8,10 @@
 //! which an ELF is not — it would crash on our SRs and stop checking the stock SRs after
 //! them. Stock ships two SMAPIv1 drivers with "1.1" already (`udevSR`, the removable
 //! storage of every host, and `DummySR`), so XenCenter and other clients know the value.
-//! `SR_MULTIPATH` tells XenCenter the type is multipath-capable. `VDI_ACTIVATE`/`VDI_DEACTIVATE` make xapi call us around each VBD
+//! `SR_MULTIPATH` tells XenCenter the type is multipath-capable. `VDI_CREATE` and
+//! `VDI_INTRODUCE` are how an administrator claims a LUN for VMs (the scans list LUNs
+//! unmanaged, as stock LUN-per-VDI does): `xe vdi-create` takes the LUN named by
+//! `sm-config:SCSIid`, or the smallest free one of the size asked, and writes nothing to it. `VDI_ACTIVATE`/`VDI_DEACTIVATE` make xapi call us around each VBD
 //! plug; for a raw LUN they check and do nothing else.
 
 use crate::drivers::SrType;
@@ -18,10 +21,11 @@ use dxr::Value;
 /// See the module's words.
 pub const REQUIRED_API_VERSION: &str = "1.1";
 
-pub const CAPABILITIES: [&str; 9] = [
+pub const CAPABILITIES: [&str; 10] = [
     "SR_PROBE",
     "SR_UPDATE",
     "SR_MULTIPATH",
+    "VDI_CREATE",
     "VDI_INTRODUCE",
     "VDI_ATTACH",
     "VDI_DETACH",

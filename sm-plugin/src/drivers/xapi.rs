@@ -197,6 +197,21 @@ impl Xapi {
         .map(drop)
     }
 
+    /// A VDI's name and description (each left as it is when empty).
+    pub fn set_vdi_names(&self, vdi: &str, label: &str, description: &str) -> Result<(), SrError> {
+        for (field, value) in [("name_label", label), ("name_description", description)] {
+            if value.is_empty() {
+                continue;
+            }
+            let method = format!("VDI.set_{field}");
+            self.block(
+                &method,
+                self.session.call(&method, vec![vdi.into(), value.into()]),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Sets one key of a VDI's `sm_config` (`None` removes it).
     pub fn put_vdi_sm_config(
         &self,

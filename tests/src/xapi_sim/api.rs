@@ -188,6 +188,7 @@ fn arity(class: Class, message: &str) -> Option<(usize, usize)> {
         (Class::Vdi, "db_introduce") => Some((12, 20)),
         (Class::Vdi, "db_forget" | "forget") => Some((2, 2)),
         (Class::Vdi, "introduce") => Some((12, 19)),
+        (Class::Vdi, "create") => Some((2, 2)),
         (Class::Vdi, "set_managed") => Some((3, 3)),
         (Class::Message, "create") => Some((6, 6)),
         (Class::Message, "destroy") => Some((2, 2)),
@@ -409,6 +410,40 @@ pub(crate) async fn dispatch(
         (Class::Vdi, "introduce") => {
             let row = vdi_from_params(&p, n)?;
             storage::vdi_introduce(sim, row).await.map(Value::String)
+        }
+        (Class::Vdi, "create") => {
+            let record = p
+                .get(1)
+                .as_struct()
+                .cloned()
+                .ok_or_else(|| failure("FIELD_TYPE_ERROR", ["args"]))?;
+            let text = |k: &str| {
+                record
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let map = |k: &str| record.get(k).and_then(string_map).unwrap_or_default();
+            let flag = |k: &str| record.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let row = VdiRow {
+                name_label: text("name_label"),
+                name_description: text("name_description"),
+                sr: text("SR"),
+                vdi_type: text("type").to_ascii_lowercase(),
+                sharable: flag("sharable"),
+                read_only: flag("read_only"),
+                other_config: map("other_config"),
+                xenstore_data: map("xenstore_data"),
+                sm_config: map("sm_config"),
+                virtual_size: match record.get("virtual_size") {
+                    Some(Value::String(s)) => s.parse().unwrap_or(0),
+                    Some(v) => v.as_int().unwrap_or(0),
+                    None => 0,
+                },
+                ..VdiRow::default()
+            };
+            storage::vdi_create(sim, row).await.map(Value::String)
         }
         (Class::Vdi, "set_managed") => {
             let vdi = p.string(1, "self")?;

@@ -456,6 +456,66 @@ pub(crate) async fn vdi_detach(sim: &XapiSim, host: &str, vdi: &str) -> Result<(
     Ok(())
 }
 
+/// `VDI.create` (`xe vdi-create`): the SR master's driver runs `vdi_create` with the size,
+/// names and flags as arguments and `vdi_sm_config`, answers `{uuid, location}`, and xapi
+/// takes the VDI the driver made (or handed over) by that uuid and sets its own fields.
+pub(crate) async fn vdi_create(sim: &XapiSim, row: db::VdiRow) -> Result<String, Failure> {
+    let (call, env, sr_type) = {
+        let db = sim.db();
+        let sr_row = db
+            .srs
+            .get(&row.sr)
+            .ok_or_else(|| handle_invalid("SR", &row.sr))?;
+        let master = db.sr_master(&row.sr)?;
+        let args = vec![
+            row.virtual_size.to_string(),
+            row.name_label.clone(),
+            row.name_description.clone(),
+            db::NULL_REF.to_owned(),
+            "false".into(),
+            "19700101T00:00:00Z".into(),
+            db::NULL_REF.to_owned(),
+            row.read_only.to_string(),
+        ];
+        let mut call = sr_call(&db, &master, &row.sr, "vdi_create", args)?;
+        call.vdi_sm_config = Some(row.sm_config.clone());
+        call.vdi_type = Some(row.vdi_type.clone());
+        (call, host_env(sim, &db, &master), sr_row.sr_type.clone())
+    };
+    let info = sim.inner.drivers.driver_info(&sr_type, &env).await?;
+    if !info.has("VDI_CREATE") {
+        return Err(Failure::new(
+            "SR_OPERATION_NOT_SUPPORTED",
+            [row.sr.as_str()],
+        ));
+    }
+    let sr = row.sr.clone();
+    let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any).await?;
+    let uuid = answer
+        .as_struct()
+        .and_then(|m| m.get("uuid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Failure::new(
+                "SR_BACKEND_FAILURE",
+                ["", "vdi_create answered no uuid", ""],
+            )
+        })?;
+    sim.modify(|db| {
+        let vdi = db
+            .by_uuid(Class::Vdi, &uuid)
+            .ok_or_else(|| Failure::new("UUID_INVALID", ["VDI", uuid.as_str()]))?;
+        if let Some(v) = db.vdis.get_mut(&vdi) {
+            v.other_config = row.other_config;
+            v.xenstore_data = row.xenstore_data;
+            v.sharable = row.sharable;
+        }
+        db.touch(Class::Vdi, &vdi);
+        Ok(vdi)
+    })
+}
+
 /// `VDI.introduce` (`xe vdi-introduce`): the SR master's driver runs `vdi_introduce` with
 /// `new_uuid`, `vdi_location` and `vdi_sm_config`, answers `{uuid, location}`, and xapi
 /// looks the VDI up by that uuid (the driver made or updated the record), then sets the
