@@ -147,10 +147,20 @@ fn a_stock_lvmoiscsi_srs_lun_on_the_same_target_is_never_listed_claimed_or_attac
         "{probe}"
     );
     assert!(!listed.contains(&lun(0)), "{probe}");
-    // Claiming it is refused, naming the SR that has it.
+    // Claiming it is refused, naming the SR that has it: `xe vdi-create` says so; xapi's
+    // VDI.introduce reports any refusal as an internal error, the reason is in the SMlog.
     let e = lab.claim(&sr, &lun(0)).unwrap_err();
-    assert_eq!(e.code, "SR_DEVICE_IN_USE", "{e}");
+    assert_eq!(e.code, "INTERNAL_ERROR", "{e}");
     let stock_uuid = lab.xapi.db().srs[stock.as_str()].uuid.clone();
+    assert!(
+        last_answer(&lab).contains(&stock_uuid),
+        "{}",
+        last_answer(&lab)
+    );
+    let e = lab
+        .create_vdi(&sr, "theirs", 1 << 30, Some(&lun(0)))
+        .unwrap_err();
+    assert_eq!(e.code, "SR_DEVICE_IN_USE", "{e}");
     assert!(
         last_answer(&lab).contains(&stock_uuid),
         "{}",
@@ -224,7 +234,9 @@ fn a_local_raid_volume_is_never_listed_claimed_or_attached() {
         .map(|i| format!("36006016015301d00{i:016x}"))
         .collect();
     assert_eq!(locations(&lab, &sr), fc);
-    let e = lab.claim(&sr, RAID_VOLUME).unwrap_err();
+    let e = lab
+        .create_vdi(&sr, "local", 1 << 30, Some(RAID_VOLUME))
+        .unwrap_err();
     assert_eq!(e.code, "SR_BACKEND_FAILURE_19", "{e}");
     assert!(e.params[1].contains("disk of this server"), "{e}");
     let planted = planted_vdi(&lab, &sr, RAID_VOLUME);
@@ -237,7 +249,9 @@ fn a_local_raid_volume_is_never_listed_claimed_or_attached() {
         "Stock LVM over FC",
         &[("SCSIid", fc[0].as_str())],
     );
-    let e = lab.claim(&sr, &fc[0]).unwrap_err();
+    let e = lab
+        .create_vdi(&sr, "theirs", 1 << 30, Some(&fc[0]))
+        .unwrap_err();
     assert_eq!(e.code, "SR_DEVICE_IN_USE", "{e}");
     lab.block_on(xenapi::api::sr::scan(&lab.session, &sr))
         .unwrap();
@@ -256,7 +270,9 @@ fn a_lun_dom0_holds_open_is_left_out_and_refused_until_released() {
     let holder = lab.host(0).sim.hold(&fc[0], "md-local", "LVM-dom0-vg");
     let sr = lab.create_sr("lunohba", "FC LUNs", &[]).unwrap();
     assert_eq!(locations(&lab, &sr), [fc[1].clone()]);
-    let e = lab.claim(&sr, &fc[0]).unwrap_err();
+    let e = lab
+        .create_vdi(&sr, "dom0's", 1 << 30, Some(&fc[0]))
+        .unwrap_err();
     assert_eq!(e.code, "VDI_IN_USE", "{e}");
     let planted = planted_vdi(&lab, &sr, &fc[0]);
     let e = lab.attach(0, &planted).unwrap_err();

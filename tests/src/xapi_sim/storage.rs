@@ -542,18 +542,26 @@ pub(crate) async fn vdi_introduce(sim: &XapiSim, row: db::VdiRow) -> Result<Stri
         (call, host_env(sim, &db, &master), sr_row.sr_type.clone())
     };
     let sr = row.sr.clone();
-    let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any).await?;
+    // storage_smapiv1's introduce turns any failure into Vdi_does_not_exist, which reaches
+    // the client as an internal error: the driver's reason is only in its log.
+    let lost = || {
+        Failure::new(
+            "INTERNAL_ERROR",
+            [format!(
+                "Storage_interface.Storage_error(Vdi_does_not_exist(\"{}\"))",
+                row.location
+            )],
+        )
+    };
+    let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any)
+        .await
+        .map_err(|_| lost())?;
     let uuid = answer
         .as_struct()
         .and_then(|m| m.get("uuid"))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| {
-            Failure::new(
-                "SR_BACKEND_FAILURE",
-                ["", "vdi_introduce answered no uuid", ""],
-            )
-        })?;
+        .ok_or_else(lost)?;
     sim.modify(|db| {
         let vdi = db
             .by_uuid(Class::Vdi, &uuid)
