@@ -139,9 +139,12 @@ fn size(path: &Path) -> Result<u64> {
 }
 
 fn run_checked(command: &mut Command, what: &str, hint: &str) -> Result<()> {
-    let status = command
-        .status()
-        .map_err(|e| format!("{what}: cannot run {:?}: {e}. {hint}", command.get_program()))?;
+    let status = command.status().map_err(|e| {
+        format!(
+            "{what}: cannot run {:?}: {e}. {hint}",
+            command.get_program()
+        )
+    })?;
     if !status.success() {
         return Err(format!("{what} failed ({status}). {hint}").into());
     }
@@ -151,9 +154,14 @@ fn run_checked(command: &mut Command, what: &str, hint: &str) -> Result<()> {
 fn build(workspace: &Path, profile: &str) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args(["build", "--locked", "--profile", profile, "--target", TARGET]);
+    command.current_dir(workspace).args([
+        "build",
+        "--locked",
+        "--profile",
+        profile,
+        "--target",
+        TARGET,
+    ]);
     for (package, bin) in BINARIES {
         command.args(["-p", package, "--bin", bin]);
     }
