@@ -478,11 +478,20 @@ fn rpm_installs_and_erases_cleanly() {
     }
 
     // %post: the xapi drop-in, and what to do next (never done behind the administrator).
+    // An upgrade over an edited drop-in leaves rpm's .rpmnew in conf.d, where multipathd 0.4.9
+    // would read it (any name containing ".conf"): %post moves it out.
+    let rpmnew = r.join("etc/multipath/conf.d/00-sm-rs.conf.rpmnew");
+    fs::write(&rpmnew, "# the new version\n").unwrap();
     let setup_script = r.join("usr/libexec/sm-rs/sm-rs-setup");
     let post = setup(&setup_script, r, "post");
     assert!(post.status.success(), "{post:?}");
     let said = String::from_utf8_lossy(&post.stdout);
     assert!(said.contains("xe-toolstack-restart"), "{said}");
+    assert!(
+        !rpmnew.exists() && said.contains("00-sm-rs.conf.rpmnew"),
+        "{said}"
+    );
+    fs::remove_file(r.join("etc/multipath/00-sm-rs.conf.rpmnew")).unwrap();
     let list = xapi_effective_list(r);
     for t in [
         "cephfs",
@@ -541,6 +550,17 @@ fn rpm_installs_and_erases_cleanly() {
     assert!(preun.status.success(), "{preun:?}");
     assert!(String::from_utf8_lossy(&preun.stdout).contains("xe-toolstack-restart"));
     rpm_root(&["-e", "--nodeps", "--noscripts", "sm-rs"]);
+    // %postun moves an edited drop-in rpm saved (.rpmsave) out of conf.d.
+    let rpmsave = r.join("etc/multipath/conf.d/00-sm-rs.conf.rpmsave");
+    fs::write(&rpmsave, "# edited\n").unwrap();
+    let postun = Command::new("sh")
+        .args(["-c", &query("%{POSTUN}"), "postun", "0"])
+        .env("SM_RS_ROOT", r)
+        .output()
+        .unwrap();
+    assert!(postun.status.success(), "{postun:?}");
+    assert!(!rpmsave.exists());
+    fs::remove_file(r.join("etc/multipath/00-sm-rs.conf.rpmsave")).unwrap();
 
     // The host as it was: stock's files, the other drop-ins and the wwids entries untouched;
     // nothing of ours left (files, links, drop-ins, folders).
