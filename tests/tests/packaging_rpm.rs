@@ -316,6 +316,12 @@ fn rpm_installs_and_erases_cleanly() {
         "xz cpio",
         "a dom0's rpm 4.11 reads gzip or xz payloads, never zstd"
     );
+    // rpm 4.11 checks the header's SHA1 and the MD5 of header and payload (the SHA256 ones
+    // came with rpm 4.14): both must be there, and right.
+    let digests = stdout(Command::new("rpm").arg("-Kv").arg(&rpm));
+    for digest in ["Header SHA1 digest: OK", "MD5 digest: OK"] {
+        assert!(digests.contains(digest), "{digests}");
+    }
     let requires = stdout(Command::new("rpm").args(["-qp", "--requires"]).arg(&rpm));
     let mut rpmlib_seen = 0;
     for line in requires.lines() {
