@@ -8,6 +8,8 @@
 //!   that root, runs the installed driver and mpathutil, erases it and compares the root with
 //!   what it was.
 //! - `xapi_dropin_*`: the generated xapi drop-in on both `/etc/xapi.conf` variants.
+//! - `multipath_dropin_speaks_both_daemons`: every keyword of the multipath drop-in is one both
+//!   multipathd parsers know (0.4.9-xs, 0.9.4), each array entry names its seed and hwtable.
 //!
 //! The RPM test needs rpmbuild, rpm2cpio, cpio, the musl target and musl-gcc, and root (rpm
 //! installs files owned by root): `.ci/install.d/20-packaging.sh`. Without them it says why
@@ -592,4 +594,173 @@ fn rpm_installs_and_erases_cleanly() {
         fs::read_to_string(r.join("etc/multipath/wwids")).unwrap(),
         wwids
     );
+}
+
+// ---- the multipath drop-in ----
+
+/// Keywords of the `defaults` section that both daemons' parsers know: the dom0's 0.4.9-136.xs8
+/// (`libmultipath/dict.c` after the spec's patches) and 0.9.4 (Debian 12). Anything else is an
+/// "invalid keyword" on one of them.
+const DEFAULTS_BOTH: &[&str] = &[
+    "alias_prefix",
+    "all_tg_pt",
+    "bindings_file",
+    "checker",
+    "checker_timeout",
+    "config_dir",
+    "deferred_remove",
+    "delay_wait_checks",
+    "delay_watch_checks",
+    "detect_prio",
+    "dev_loss_tmo",
+    "disable_changed_wwids",
+    "failback",
+    "fast_io_fail_tmo",
+    "features",
+    "find_multipaths",
+    "flush_on_last_del",
+    "force_sync",
+    "ghost_delay",
+    "gid",
+    "log_checker_err",
+    "marginal_path_double_failed_time",
+    "marginal_path_err_rate_threshold",
+    "marginal_path_err_recheck_gap_time",
+    "marginal_path_err_sample_time",
+    "max_fds",
+    "max_polling_interval",
+    "max_sectors_kb",
+    "missing_uev_wait_timeout",
+    "mode",
+    "multipath_dir",
+    "no_path_retry",
+    "path_checker",
+    "path_grouping_policy",
+    "path_selector",
+    "pg_timeout",
+    "polling_interval",
+    "prio",
+    "prio_args",
+    "prkeys_file",
+    "queue_without_daemon",
+    "reassign_maps",
+    "remove_retries",
+    "reservation_key",
+    "retain_attached_hw_handler",
+    "retrigger_delay",
+    "retrigger_tries",
+    "rr_min_io",
+    "rr_min_io_rq",
+    "rr_weight",
+    "skip_kpartx",
+    "uid",
+    "uid_attribute",
+    "user_friendly_names",
+    "verbosity",
+    "wwids_file",
+];
+/// The same for a `device` entry.
+const DEVICE_BOTH: &[&str] = &[
+    "alias_prefix",
+    "all_tg_pt",
+    "checker",
+    "deferred_remove",
+    "delay_wait_checks",
+    "delay_watch_checks",
+    "detect_prio",
+    "dev_loss_tmo",
+    "failback",
+    "fast_io_fail_tmo",
+    "features",
+    "flush_on_last_del",
+    "ghost_delay",
+    "hardware_handler",
+    "marginal_path_double_failed_time",
+    "marginal_path_err_rate_threshold",
+    "marginal_path_err_recheck_gap_time",
+    "marginal_path_err_sample_time",
+    "max_sectors_kb",
+    "no_path_retry",
+    "path_checker",
+    "path_grouping_policy",
+    "path_selector",
+    "pg_timeout",
+    "prio",
+    "prio_args",
+    "product",
+    "product_blacklist",
+    "retain_attached_hw_handler",
+    "revision",
+    "rr_min_io",
+    "rr_min_io_rq",
+    "rr_weight",
+    "skip_kpartx",
+    "uid_attribute",
+    "user_friendly_names",
+    "vendor",
+];
+
+#[test]
+fn multipath_dropin_speaks_both_daemons() {
+    let text = fs::read_to_string(packaging("multipath/sm-rs.conf")).unwrap();
+    let mut sections: Vec<String> = Vec::new();
+    let mut comment = String::new();
+    let mut devices = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(c) = line.strip_prefix('#') {
+            comment.push_str(c);
+            comment.push('\n');
+            continue;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let at = format!("line {}: {raw}", n + 1);
+        if line == "}" {
+            assert!(sections.pop().is_some(), "{at}");
+            continue;
+        }
+        if let Some(name) = line.strip_suffix('{') {
+            let name = name.trim().to_string();
+            let parent = sections.last().map(String::as_str);
+            match (parent, name.as_str()) {
+                (None, "defaults" | "devices") => {}
+                (Some("devices"), "device") => devices.push(std::mem::take(&mut comment)),
+                _ => panic!("{at}: unexpected section"),
+            }
+            sections.push(name);
+            comment.clear();
+            continue;
+        }
+        let (keyword, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let value = value.trim().trim_matches('"');
+        match sections.last().map(String::as_str) {
+            Some("defaults") => assert!(DEFAULTS_BOTH.contains(&keyword), "{at}"),
+            Some("device") => assert!(DEVICE_BOTH.contains(&keyword), "{at}"),
+            _ => panic!("{at}: a setting outside defaults or a device"),
+        }
+        let allowed: &[&str] = match keyword {
+            "failback" => &["manual", "immediate", "followover"],
+            "no_path_retry" => &["fail", "queue"],
+            "path_grouping_policy" => &["failover", "multibus", "group_by_serial", "group_by_prio"],
+            "prio" => &["alua", "const"],
+            "path_checker" => &["tur"],
+            _ => &[],
+        };
+        if !allowed.is_empty() {
+            assert!(
+                allowed.contains(&value) || value.parse::<u32>().is_ok(),
+                "{at}: a value both daemons take"
+            );
+        }
+        comment.clear();
+    }
+    assert!(sections.is_empty(), "unclosed section");
+    // The arrays of the seeds, each entry with its source and its hwtable comparison.
+    assert_eq!(devices.len(), 3);
+    for (entry, seed) in devices.iter().zip(["000_", "004_", "002_"]) {
+        assert!(entry.contains(&format!("seeds/{seed}")), "{entry}");
+        assert!(entry.contains("hwtable"), "{entry}");
+    }
 }
