@@ -11,7 +11,7 @@
 //! - `multipath_dropin_speaks_both_daemons`: every keyword of the multipath drop-in is one both
 //!   multipathd parsers know (0.4.9-xs, 0.9.4), each array entry names its seed and hwtable.
 //!
-//! The RPM test needs rpmbuild, rpm2cpio, cpio, the musl target and musl-gcc, and root (rpm
+//! The RPM test needs rpmbuild and rpm, the musl target and musl-gcc, python3, and root (rpm
 //! installs files owned by root): `.ci/install.d/20-packaging.sh`. Without them it says why
 //! and passes, except under CI (`CI` set), where that is a failure.
 
@@ -221,7 +221,7 @@ fn version_key(v: &str) -> Vec<u64> {
 
 fn missing_prerequisites() -> Vec<String> {
     let mut missing = Vec::new();
-    for tool in ["rpmbuild", "rpm", "rpm2cpio", "cpio", "musl-gcc", "python3"] {
+    for tool in ["rpmbuild", "rpm", "musl-gcc", "python3", "ldd"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
