@@ -77,6 +77,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         });
     }
     families.push(Family {
+        what: "the RPM test (tests/tests/packaging_rpm.rs)",
+        filter: "binary(=packaging_rpm)",
+        verdict: packaging(&root),
+    });
+    families.push(Family {
         what: "the tests beside stock sm (named *stock_sm*)",
         filter: "test(/stock_sm/)",
         verdict: stock_sm(),
@@ -304,6 +309,39 @@ fn dom0_sources(root: &Path, mode: RealStackMode, run_env: &mut Vec<(&str, OsStr
     let dir = fs::canonicalize(&dir).unwrap_or(dir);
     run_env.push(("SM_RS_DOM0_MULTIPATHD", dir.into_os_string()));
     Verdict::Runs
+}
+
+/// The RPM test builds static musl binaries and an RPM, and installs it as root into a
+/// scratch root: rpmbuild, musl-gcc and the musl target, installed as root on first use.
+fn packaging(root: &Path) -> Verdict {
+    let lacking = || -> Vec<&str> {
+        let mut lacking: Vec<&str> = ["rpmbuild", "rpm", "musl-gcc"]
+            .into_iter()
+            .filter(|tool| find_program(tool).is_none())
+            .collect();
+        let musl = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).contains("x86_64-unknown-linux-musl")
+            });
+        if !musl {
+            lacking.push("the x86_64-unknown-linux-musl target");
+        }
+        lacking
+    };
+    if !is_root() {
+        return Verdict::Skipped("it installs an RPM into a scratch root, which needs root".into());
+    }
+    if lacking().is_empty() {
+        return Verdict::Runs;
+    }
+    eprintln!("xtask: installing the packaging tools (.ci/install.d/20-packaging.sh)");
+    match install(root, "20-packaging.sh", &[]) {
+        Verdict::Runs if lacking().is_empty() => Verdict::Runs,
+        Verdict::Runs => Verdict::Skipped(format!("{} not installed", lacking().join(", "))),
+        other => other,
+    }
 }
 
 /// Stock sm is not ours to fetch: the tests beside it run when the caller names a checkout.
