@@ -378,7 +378,7 @@ fn rpm_installs_and_erases_cleanly() {
             .args(["-qp", "--scripts", "--triggers"])
             .arg(&rpm),
     );
-    for trigger in ["-- xapi-core", "-- sm"] {
+    for trigger in ["-- xapi-core", "-- sm", "-- sm-additional-drivers"] {
         let at = scripts
             .find(&format!("triggerin scriptlet (using /bin/sh) {trigger}\n"))
             .unwrap_or_else(|| panic!("no trigger {trigger}:\n{scripts}"));
