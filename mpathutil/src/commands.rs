@@ -9,8 +9,8 @@ use crate::model::{Map, Topology};
 use crate::parse::{self, ParseError};
 use std::collections::HashMap;
 
-/// One command's reply, or why there is none.
-type Reply = Result<String, Error>;
+/// Two listings read together, each its own result.
+type Both<A, B> = (Result<A, Error>, Result<B, Error>);
 
 impl Multipathd {
     /// `show daemon`: `pid <pid> <state>`; answered without the daemon's big lock, so it
@@ -58,12 +58,11 @@ impl Multipathd {
     /// together. Each is the other's fallback: a daemon that fails one listing (or has no
     /// JSON) still gives every map and path from the other, never an empty answer.
     pub fn snapshot(&mut self) -> Result<Topology, Error> {
-        let (json, text) = self.both("show maps json", "show topology")?;
-        let maps = merge(
-            json.and_then(|reply| parse_with("show maps json", &reply, parse::parse_maps_json)),
-            text.and_then(|reply| parse_with("show topology", &reply, parse::parse_topology)),
+        let (json, text) = self.both(
+            ("show maps json", parse::parse_maps_json),
+            ("show topology", parse::parse_topology),
         )?;
-        Ok(Topology { maps: maps.maps })
+        merge(json, text)
     }
 
     /// Every map with the states path counts need, for `count` and the agent:
@@ -87,27 +86,36 @@ impl Multipathd {
     pub fn map_snapshot(&mut self, map: &str) -> Result<Option<Map>, Error> {
         let json_command = format!("show map {} json", quote(map));
         let text_command = format!("show map {} topology", quote(map));
-        let (json, text) = self.both(&json_command, &text_command)?;
-        let missing =
-            |r: &Reply| matches!(r, Err(Error::Failed { .. } | Error::DeviceNotFound { .. }));
-        if missing(&json)
-            && (missing(&text) || text.as_ref().is_ok_and(|t| parse::is_empty_listing(t)))
-        {
+        let one_map =
+            |reply: &str| parse::parse_map_json(reply).map(|m| Topology { maps: vec![m] });
+        let (json, text) = self.both(
+            (&json_command, one_map),
+            (&text_command, parse::parse_topology),
+        )?;
+        // A bare `fail` to both is how every daemon says "no such map".
+        let missing = |r: &Result<Topology, Error>| {
+            matches!(r, Err(Error::Failed { .. } | Error::DeviceNotFound { .. }))
+        };
+        if missing(&json) && (missing(&text) || text.as_ref().is_ok_and(|t| t.maps.is_empty())) {
             return Ok(None);
         }
-        let json = json.and_then(|reply| {
-            parse_with(&json_command, &reply, parse::parse_map_json)
-                .map(|m| Topology { maps: vec![m] })
-        });
-        let text = text.and_then(|reply| parse_with(&text_command, &reply, parse::parse_topology));
         Ok(merge(json, text)?.maps.into_iter().next())
     }
 
-    /// Sends two listings at once and returns both replies, each its own result.
-    fn both(&mut self, first: &str, second: &str) -> Result<(Reply, Reply), Error> {
+    /// Sends two listings at once and reads each with its parser, each its own result. The
+    /// first is parsed while multipathd still prints the second.
+    fn both<A, B>(
+        &mut self,
+        (first, parse_first): (&str, impl FnOnce(&str) -> Result<A, ParseError>),
+        (second, parse_second): (&str, impl FnOnce(&str) -> Result<B, ParseError>),
+    ) -> Result<Both<A, B>, Error> {
         let mut replies = self.pipeline(&[first, second])?;
-        let one = replies.next_reply();
-        let two = replies.next_reply();
+        let one = replies
+            .next_reply()
+            .and_then(|reply| parse_with(first, &reply, parse_first));
+        let two = replies
+            .next_reply()
+            .and_then(|reply| parse_with(second, &reply, parse_second));
         Ok((one, two))
     }
 
@@ -189,7 +197,7 @@ fn merge(json: Result<Topology, Error>, text: Result<Topology, Error>) -> Result
 fn parse_with<T>(
     command: &str,
     reply: &str,
-    parser: fn(&str) -> Result<T, ParseError>,
+    parser: impl FnOnce(&str) -> Result<T, ParseError>,
 ) -> Result<T, Error> {
     parser(reply).map_err(|source| Error::Parse {
         command: command.to_string(),
