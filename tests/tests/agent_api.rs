@@ -82,9 +82,15 @@ fn root_gets_status_kick_and_health_others_a_clear_refusal() {
     let (_, reply) = post(&socket, r#"{"jsonrpc":"2.0","method":"reboot","id":7}"#);
     assert_eq!(reply["error"]["code"], -32601, "{reply}");
     assert_eq!(reply["id"], 7);
-    let (_, reply) = post(&socket, r#"{"jsonrpc":"2.0","method":"status","params":[1],"id":8}"#);
+    let (_, reply) = post(
+        &socket,
+        r#"{"jsonrpc":"2.0","method":"status","params":[1],"id":8}"#,
+    );
     assert_eq!(reply["error"]["code"], -32602, "{reply}");
-    let (_, reply) = post(&socket, r#"[{"jsonrpc":"2.0","method":"health","id":1},{"oops":1}]"#);
+    let (_, reply) = post(
+        &socket,
+        r#"[{"jsonrpc":"2.0","method":"health","id":1},{"oops":1}]"#,
+    );
     assert_eq!(reply.as_array().map(Vec::len), Some(2), "{reply}");
     assert!(agent.call("health").is_ok());
 

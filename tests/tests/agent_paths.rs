@@ -225,7 +225,11 @@ fn an_unreadable_multipathd_never_publishes_a_number() {
         s.agent.health()["multipathd_readable"] == false
     });
     s.agent.kick_passes(2);
-    assert_eq!(s.key().as_deref(), Some("[2, 2]"), "the last true value stays");
+    assert_eq!(
+        s.key().as_deref(),
+        Some("[2, 2]"),
+        "the last true value stays"
+    );
     assert!(s.key_writes(from).is_empty());
     let status = s.agent.call("status").unwrap();
     assert!(
@@ -265,7 +269,10 @@ fn all_paths_down_is_one_problem_and_one_clear_message() {
         assert!(body.contains(needed), "{needed} not in {body}");
     }
     let status = s.agent.call("status").unwrap();
-    assert!(status["luns"][0]["all_paths_down_since"].is_string(), "{status}");
+    assert!(
+        status["luns"][0]["all_paths_down_since"].is_string(),
+        "{status}"
+    );
     relay.change(sim, |f| f.restore_port(array, "SCM2-P0"));
     s.wait_key(Some("[1, 2]"));
     relay.change(sim, |f| f.restore_port(array, "SCM1-P0"));

@@ -117,7 +117,10 @@ async fn answer(
             error_body(-32600, "send JSON-RPC 2.0 requests with POST"),
         ));
     }
-    let body = match Limited::new(request.into_body(), MAX_REQUEST).collect().await {
+    let body = match Limited::new(request.into_body(), MAX_REQUEST)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(_) => {
             return Ok(json(

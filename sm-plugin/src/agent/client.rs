@@ -49,14 +49,18 @@ pub fn call(
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.set_write_timeout(Some(left())).map_err(CallError::Io)?;
+    stream
+        .set_write_timeout(Some(left()))
+        .map_err(CallError::Io)?;
     stream
         .write_all(request.as_bytes())
         .map_err(CallError::Io)?;
     let mut reply = Vec::new();
     let mut chunk = [0u8; 16 << 10];
     loop {
-        stream.set_read_timeout(Some(left())).map_err(CallError::Io)?;
+        stream
+            .set_read_timeout(Some(left()))
+            .map_err(CallError::Io)?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => reply.extend_from_slice(&chunk[..n]),

@@ -199,11 +199,7 @@ impl Shared {
     }
 
     fn health_value(&self) -> serde_json::Value {
-        let mut health = self
-            .report
-            .lock()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
+        let mut health = self.report.lock().map(|r| r.0.clone()).unwrap_or_default();
         health.uptime_s = self.started.elapsed().as_secs_f64();
         health.counters.events = self.events.load(Ordering::Relaxed);
         health.counters.kicks = self.kicks.load(Ordering::Relaxed);
@@ -211,11 +207,7 @@ impl Shared {
     }
 
     fn status_value(&self) -> serde_json::Value {
-        let luns = self
-            .report
-            .lock()
-            .map(|r| r.1.clone())
-            .unwrap_or_default();
+        let luns = self.report.lock().map(|r| r.1.clone()).unwrap_or_default();
         serde_json::json!({ "luns": luns })
     }
 }
@@ -383,19 +375,18 @@ impl Agent {
                 view.push((r.scsiid.as_str(), 0));
             }
         }
-        let maxima: HashMap<String, u32> = match Ledger::new(&self.config.root)
-            .record_all(view.iter().copied())
-        {
-            Ok(maxima) => view
-                .iter()
-                .zip(maxima)
-                .map(|((w, _), m)| (w.to_string(), m))
-                .collect(),
-            Err(e) => {
-                tracing::warn!("{e}");
-                HashMap::new()
-            }
-        };
+        let maxima: HashMap<String, u32> =
+            match Ledger::new(&self.config.root).record_all(view.iter().copied()) {
+                Ok(maxima) => view
+                    .iter()
+                    .zip(maxima)
+                    .map(|((w, _), m)| (w.to_string(), m))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    HashMap::new()
+                }
+            };
         for r in multipathed {
             let reading = match topology.map(&r.scsiid) {
                 Some(map) => {
@@ -428,11 +419,9 @@ impl Agent {
         let in_use = Registry::new(&self.config.root).all();
         let readings = self.read(&in_use).await;
         let host = self.link.host().cloned();
-        let (host_uuid, host_name) = host
-            .as_ref()
-            .map_or((String::new(), String::new()), |h| {
-                (h.uuid.clone(), h.name.clone())
-            });
+        let (host_uuid, host_name) = host.as_ref().map_or((String::new(), String::new()), |h| {
+            (h.uuid.clone(), h.name.clone())
+        });
         let ctx = Context {
             host_uuid: &host_uuid,
             host_name: &host_name,
@@ -623,11 +612,7 @@ impl Agent {
         }
     }
 
-    fn statuses(
-        &self,
-        in_use: &[Record],
-        readings: &BTreeMap<String, Reading>,
-    ) -> Vec<LunStatus> {
+    fn statuses(&self, in_use: &[Record], readings: &BTreeMap<String, Reading>) -> Vec<LunStatus> {
         in_use
             .iter()
             .filter(|r| r.multipath)
@@ -799,7 +784,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     agent.cycle().await;
     let mut stopping = false;
     while !stopping {
-        let retry = agent.retry_at.filter(|_| agent.pending() || agent.need_resync);
+        let retry = agent
+            .retry_at
+            .filter(|_| agent.pending() || agent.need_resync);
         tokio::select! {
             () = shared.wake.wait() => {
                 // Fold the burst: what arrives during the debounce joins this pass.

@@ -553,7 +553,11 @@ mod tests {
         assert_eq!(change(&out, "mpath-a"), Some(Some("[0, 2]".into())));
         assert_eq!(out.flaps, 2);
         run(&mut saved, &views, &[("a", known(0, 2, 2))]);
-        run(&mut saved, &views, &[("a", Reading::Unknown("down".into()))]);
+        run(
+            &mut saved,
+            &views,
+            &[("a", Reading::Unknown("down".into()))],
+        );
         run(&mut saved, &views, &[("a", known(0, 1, 2))]);
         assert_eq!(saved.messages.len(), 1);
         assert_eq!(saved.messages[0].name, ALL_PATHS_DOWN);

@@ -238,11 +238,14 @@ mod tests {
             Uevent::parse(&add_sd).unwrap().kind(),
             Some(EventKind::Disk)
         );
-        let partition = event("add@/x/sdab/sdab1|ACTION=add|SUBSYSTEM=block|DEVNAME=sdab1|DEVTYPE=partition|");
+        let partition =
+            event("add@/x/sdab/sdab1|ACTION=add|SUBSYSTEM=block|DEVNAME=sdab1|DEVTYPE=partition|");
         assert_eq!(Uevent::parse(&partition).unwrap().kind(), None);
         let usb = event("add@/devices/usb1|ACTION=add|SUBSYSTEM=usb|");
         assert_eq!(Uevent::parse(&usb).unwrap().kind(), None);
-        let reload = event("change@/devices/virtual/block/dm-0|ACTION=change|SUBSYSTEM=block|DEVNAME=dm-0|DEVTYPE=disk|");
+        let reload = event(
+            "change@/devices/virtual/block/dm-0|ACTION=change|SUBSYSTEM=block|DEVNAME=dm-0|DEVTYPE=disk|",
+        );
         assert_eq!(Uevent::parse(&reload).unwrap().kind(), Some(EventKind::Map));
         // udev's rebroadcast starts with its own header, not ACTION@DEVPATH.
         assert_eq!(Uevent::parse(b"libudev\0\xfe\xed\xca\xfe"), None);

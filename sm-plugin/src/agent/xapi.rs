@@ -93,7 +93,9 @@ impl XapiLink {
         f: impl Future<Output = Result<T, xenapi::Error>>,
     ) -> Result<T, CallError> {
         match tokio::time::timeout(timeout, f).await {
-            Err(_) => Err(CallError::Unreachable(format!("no answer within {timeout:?}"))),
+            Err(_) => Err(CallError::Unreachable(format!(
+                "no answer within {timeout:?}"
+            ))),
             Ok(Err(xenapi::Error::Failure(f))) => Err(CallError::Failure(f)),
             Ok(Err(e)) => Err(CallError::Unreachable(e.to_string())),
             Ok(Ok(v)) => Ok(v),
@@ -126,7 +128,8 @@ impl XapiLink {
             return Ok(h.clone());
         }
         let session = self.session().await?;
-        let host = Self::bounded(self.timeout, host::get_by_uuid(&session, &self.host_uuid)).await?;
+        let host =
+            Self::bounded(self.timeout, host::get_by_uuid(&session, &self.host_uuid)).await?;
         let record = Self::bounded(self.timeout, host::get_record(&session, &host)).await?;
         let view = HostView {
             host,
@@ -175,10 +178,7 @@ impl XapiLink {
                         .filter(|(k, _)| is_our_key(k))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
-                    named_luns: crate::publish::scsiids_named(
-                        &sr.sm_config,
-                        &record.device_config,
-                    ),
+                    named_luns: crate::publish::scsiids_named(&sr.sm_config, &record.device_config),
                 })
             })
             .collect())

@@ -10,8 +10,8 @@
 //!   (`drivers/md/dm-uevent.c`);
 //! - a plain `change` of `dm-N` when its path set changed (multipathd reloaded the table).
 
-use crate::host_sim::HostSim;
 use crate::fabric::Fabric;
+use crate::host_sim::HostSim;
 use sm_plugin::agent::uevent::Uevent;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::net::UnixDatagram;
@@ -34,12 +34,7 @@ impl KernelView {
                 .devices()
                 .iter()
                 .filter(|d| d.present)
-                .map(|d| {
-                    (
-                        d.name.clone(),
-                        (d.dev_t.0, d.dev_t.1, d.hcil.to_string()),
-                    )
-                })
+                .map(|d| (d.name.clone(), (d.dev_t.0, d.dev_t.1, d.hcil.to_string())))
                 .collect()
         });
         let config = mpathutil::Config::for_socket(sim.socket_name());
@@ -54,10 +49,8 @@ impl KernelView {
                 let paths = m
                     .paths()
                     .filter_map(|p| {
-                        let failed = matches!(
-                            p.dm_state,
-                            Some(mpathutil::model::PathDmState::Failed)
-                        );
+                        let failed =
+                            matches!(p.dm_state, Some(mpathutil::model::PathDmState::Failed));
                         Some((p.dev_t.as_deref()?.to_string(), failed))
                     })
                     .collect();
@@ -128,7 +121,8 @@ impl Relay {
                     } else {
                         "PATH_REINSTATED"
                     };
-                    let (major, minor) = ("253".to_string(), dm.trim_start_matches("dm-").to_string());
+                    let (major, minor) =
+                        ("253".to_string(), dm.trim_start_matches("dm-").to_string());
                     events.push(self.event(
                         "change",
                         format!("/devices/virtual/block/{dm}"),
