@@ -195,7 +195,7 @@ fn bench_a_flap_storm() {
     let start = Instant::now();
     let mut flaps = 0u64;
     while start.elapsed() < Duration::from_secs(10) {
-        let fail = flaps % 2 == 0;
+        let fail = flaps.is_multiple_of(2);
         sim.fabric(|f| {
             if fail {
                 f.fail_port(array, "SCM2-P0")
