@@ -419,9 +419,11 @@ impl Agent {
         let in_use = Registry::new(&self.config.root).all();
         let readings = self.read(&in_use).await;
         let host = self.link.host().cloned();
-        let (host_uuid, host_name) = host.as_ref().map_or((String::new(), String::new()), |h| {
-            (h.uuid.clone(), h.name.clone())
-        });
+        // Before xapi ever answered, messages name the host by its uuid alone.
+        let (host_uuid, host_name) = host.as_ref().map_or_else(
+            || (self.link.host_uuid().to_string(), "?".to_string()),
+            |h| (h.uuid.clone(), h.name.clone()),
+        );
         let ctx = Context {
             host_uuid: &host_uuid,
             host_name: &host_name,
@@ -669,7 +671,7 @@ impl Agent {
     fn report(&self) {
         let health = Health {
             uptime_s: 0.0,
-            host_uuid: self.link.host().map(|h| h.uuid.clone()).unwrap_or_default(),
+            host_uuid: self.link.host_uuid().to_string(),
             last_pass_at: self.last_pass.map(|(at, _)| pass::utc(at)),
             last_pass_ms: self.last_pass.map(|(_, d)| d.as_secs_f64() * 1000.0),
             pending_writes: self.outbox.len(),

@@ -79,6 +79,11 @@ impl XapiLink {
         }
     }
 
+    /// This host's uuid (from the inventory), known before xapi ever answered.
+    pub fn host_uuid(&self) -> &str {
+        &self.host_uuid
+    }
+
     pub fn host(&self) -> Option<&HostView> {
         self.host.as_ref()
     }
