@@ -276,13 +276,31 @@ impl Agent {
             }),
             Err(_) => Saved::default(),
         };
+        // Until xapi answers, the PBDs of the last read (their keys as we last knew them).
+        let views = saved
+            .pbds
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                v.keys = saved
+                    .xapi
+                    .get(v.pbd.as_str())
+                    .map(|keys| {
+                        keys.iter()
+                            .map(|(k, p)| (k.clone(), p.value.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                v
+            })
+            .collect();
         Ok(Self {
             config,
             shared,
             link,
             saved,
             saved_bytes: Vec::new(),
-            views: Vec::new(),
+            views,
             outbox: BTreeMap::new(),
             need_resync: true,
             last_resync: None,

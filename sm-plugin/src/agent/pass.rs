@@ -32,6 +32,8 @@ pub struct Saved {
     pub luns: BTreeMap<String, LunMemory>,
     /// Messages xapi has not taken yet.
     pub messages: Vec<Message>,
+    /// This host's PBDs of our SR types at the last read.
+    pub pbds: Vec<PbdView>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -165,6 +167,7 @@ impl Saved {
             fresh.insert(view.pbd.as_str().to_string(), keys);
         }
         self.xapi = fresh;
+        self.pbds = views.to_vec();
     }
 
     /// The pass. `readings` has one entry per LUN in use through a map.

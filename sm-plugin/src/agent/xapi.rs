@@ -34,8 +34,9 @@ impl std::fmt::Display for CallError {
     }
 }
 
-/// One of this host's PBDs of our SR types.
-#[derive(Debug, Clone, PartialEq)]
+/// One of this host's PBDs of our SR types (kept in the agent's state, so an agent started
+/// while xapi is away still knows where its writes go).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PbdView {
     pub pbd: Ref<Pbd>,
     pub sr: Ref<Sr>,

@@ -87,6 +87,16 @@ impl XapiTap {
             .unwrap_or_default()
     }
 
+    /// The calls sent from `since` on (a call is recorded when answered, so counting by
+    /// position would take in a call sent before and answered after).
+    pub fn calls_since(&self, since: Instant) -> Vec<TapCall> {
+        self.inner
+            .calls
+            .lock()
+            .map(|c| c.iter().filter(|c| c.sent >= since).cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn count(&self) -> usize {
         self.inner.calls.lock().map(|c| c.len()).unwrap_or(0)
     }
