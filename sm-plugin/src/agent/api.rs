@@ -60,8 +60,14 @@ fn handler(shared: &Arc<Shared>) -> IoHandler {
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
     let io = Arc::new(handler(&shared));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, most likely: let connections finish, then go on.
+                tracing::warn!("agent API: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let uid = stream.peer_cred().map(|c| c.uid()).ok();
         let io = Arc::clone(&io);
