@@ -155,7 +155,11 @@ fn execute(
             return written.map_err(|e| format!("cannot write the output: {e}"));
         }
         Command::Count { scsiid } => {
-            let topology = snapshot(&mut daemon, scsiid.as_deref()).inspect_err(|_| {
+            let topology = match scsiid {
+                None => daemon.states().map_err(|e| e.to_string()),
+                Some(_) => snapshot(&mut daemon, scsiid.as_deref()),
+            }
+            .inspect_err(|_| {
                 if let Some(id) = scsiid {
                     let _ = ledger.forget(id);
                 }

@@ -66,6 +66,21 @@ impl Multipathd {
         Ok(Topology { maps: maps.maps })
     }
 
+    /// Every map with the states path counts need, for `count` and the agent:
+    /// `show maps json` alone (half what [`Multipathd::snapshot`] reads), the topology text
+    /// where the daemon fails it. No H:C:T:L and no size.
+    pub fn states(&mut self) -> Result<Topology, Error> {
+        let command = "show maps json";
+        match self
+            .send(command)
+            .and_then(|reply| parse_with(command, &reply, parse::parse_maps_json))
+        {
+            Ok(topology) => Ok(topology),
+            Err(e) if e.is_daemon_down() => Err(e),
+            Err(e) => self.topology().map_err(|_| e),
+        }
+    }
+
     /// One map as [`Multipathd::snapshot`] sees it; `None` when multipathd has no such map.
     /// `show map X json` and `show map X topology` exist on every daemon we serve (0.4.9-xs
     /// has no `show map X raw format`).

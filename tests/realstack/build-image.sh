@@ -15,7 +15,9 @@
 # Needs root (debootstrap, chroot), debootstrap, mkfs.ext4 with -d (no loop mount: the host
 # kernel has no device-mapper and we want no mounts), busybox-static, cpio, gzip, and apt on
 # the host to fetch the kernel package. Env: SM_RS_REALSTACK_MIRROR (default: the host's first
-# apt mirror).
+# apt mirror); SM_RS_DOM0_MULTIPATHD_SRC, the directory with the sources of the dom0's
+# multipathd 0.4.9-136.xs8 (the project's ../shared/dom0-multipathd; the harness sets it when
+# it exists): when set, that daemon is built too and installed beside Debian's (section 2b).
 set -euo pipefail
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export LC_ALL=C
@@ -160,6 +162,109 @@ find "$kmods" -type d -empty -delete
 chroot "$ROOT" depmod "$KVER"
 step "kernel $KVER: kept $(find "$kmods" -name '*.ko*' | wc -l) modules ($(du -sh "$kmods" | cut -f1))"
 
+# ---- 2b. the dom0's multipathd 0.4.9-136.xs8, beside Debian's 0.9.4 ----
+# Built as its spec builds it (the tarball, the spec's Patch series in spec order with -p1,
+# `make LIB=lib64`, `make install` with the spec's variables), plus only the fixes a modern
+# compiler forces (dom0/smrs-*.patch, each with its reason), in a throw-away copy of the
+# debootstrap tree with the build dependencies added: so it links against the guest's own
+# libraries and the guest's package list (and its cache key) stays as it is. The result is
+# cached by a hash of the sources, our patches and the debootstrap key.
+#
+# Both daemons live in one image: 0.4.9 under /opt/dom0-multipathd (its libmultipath has the
+# same soname as Debian's, so its programs run through wrappers that set LD_LIBRARY_PATH;
+# its checker and prioritizer plugins are in /usr/lib64/multipath, the path compiled into it,
+# which Debian's does not use). The init script picks one at boot (smrs.daemon=).
+DOM0=/opt/dom0-multipathd
+DOM0_SRC="${SM_RS_DOM0_MULTIPATHD_SRC:-}"
+if [ -n "$DOM0_SRC" ]; then
+    spec="$DOM0_SRC/device-mapper-multipath.spec"
+    [ -f "$spec" ] || { echo "no $spec" >&2; exit 1; }
+    mapfile -t series < <(awk '/^Patch[0-9]+:/ { print $2 }' "$spec")
+    tarball="$DOM0_SRC/$(awk '/^Source0:/ { print $2; exit }' "$spec")"
+    dom0_key="$( {
+        echo "$base_key"
+        sha256sum "$spec" "$tarball" "$HERE"/dom0/*.patch | cut -d' ' -f1
+        for p in "${series[@]}"; do sha256sum "$DOM0_SRC/SOURCES/$p" | cut -d' ' -f1; done
+    } | sha256sum | cut -c1-16)"
+    DOM0_BUILT="$CACHE/dom0-multipathd-$dom0_key"
+    if [ ! -f "$DOM0_BUILT/.complete" ]; then
+        rm -rf "$DOM0_BUILT"
+        BCH="$CACHE/dom0-build-chroot"
+        rm -rf "$BCH"
+        cp -a "$BASE" "$BCH"
+        cp /etc/resolv.conf "$BCH/etc/resolv.conf" 2>/dev/null || true
+        step "dom0 multipathd: build dependencies in a copy of the debootstrap tree"
+        # the spec's BuildRequires, as Debian names them (librados for the rbd checker is
+        # x86_64-only there and not built by this snapshot's checkers Makefile)
+        if ! chroot "$BCH" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends gcc make libc6-dev pkg-config libdevmapper-dev libaio-dev \
+            libjson-c-dev libudev-dev libreadline-dev libsystemd-dev \
+            >"$CACHE/dom0-build.log" 2>&1; then
+            tail -n 30 "$CACHE/dom0-build.log" >&2
+            exit 1
+        fi
+        mkdir -p "$BCH/build"
+        tar -xzf "$tarball" -C "$BCH/build"
+        src="$(find "$BCH/build" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+        for p in "${series[@]}"; do
+            patch -d "$src" -p1 -s --no-backup-if-mismatch <"$DOM0_SRC/SOURCES/$p" \
+                || { echo "patch $p does not apply" >&2; exit 1; }
+        done
+        for p in "$HERE"/dom0/smrs-*.patch; do
+            patch -d "$src" -p1 -s --no-backup-if-mismatch <"$p" \
+                || { echo "our patch $p does not apply" >&2; exit 1; }
+        done
+        step "dom0 multipathd: ${#series[@]} patches of the spec and $(ls "$HERE"/dom0/smrs-*.patch | wc -l) of ours applied; make"
+        rel="${src#"$BCH"}"
+        if ! chroot "$BCH" sh -c "cd '$rel' && make -j2 LIB=lib64 && make install DESTDIR=/dest \
+            bindir=$DOM0/sbin syslibdir=$DOM0/lib64 libdir=/usr/lib64/multipath \
+            rcdir=$DOM0/init.d unitdir=$DOM0/systemd includedir=$DOM0/include \
+            pkgconfdir=$DOM0/pkgconfig libudevdir=$DOM0/udev mandir=$DOM0/man \
+            man3dir=$DOM0/man man5dir=$DOM0/man" >>"$CACHE/dom0-build.log" 2>&1; then
+            grep -E 'error|Error' "$CACHE/dom0-build.log" | head -n 20 >&2
+            tail -n 20 "$CACHE/dom0-build.log" >&2
+            exit 1
+        fi
+        rm -rf "$BCH/dest$DOM0"/{include,pkgconfig,man,init.d,systemd}
+        # libraries the programs need that the guest lacks (readline, say) come along
+        for exe in "$BCH/dest$DOM0"/sbin/*; do
+            { chroot "$BCH" env LD_LIBRARY_PATH="/dest$DOM0/lib64" ldd "${exe#"$BCH"}" || true; } \
+                | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
+        done | sort -u | while read -r lib; do
+            case "$lib" in /dest/*) continue ;; esac
+            [ -e "$BASE$lib" ] || cp -L "$BCH$lib" "$BCH/dest$DOM0/lib64/"
+        done
+        mkdir -p "$BCH/dest$DOM0/bin"
+        for prog in multipath multipathd mpathpersist kpartx; do
+            [ -x "$BCH/dest$DOM0/sbin/$prog" ] || continue
+            printf '#!/bin/sh\n# the dom0 multipathd 0.4.9-xs; its libraries first (Debian has a libmultipath.so.0 too)\nLD_LIBRARY_PATH=%s/lib64 exec %s/sbin/%s "$@"\n' \
+                "$DOM0" "$DOM0" "$prog" >"$BCH/dest$DOM0/bin/$prog"
+            chmod 0755 "$BCH/dest$DOM0/bin/$prog"
+        done
+        # its udev rules call multipath (-c: is this a path?) and kpartx from /sbin: ours
+        sed -i "s|^ENV{MPATH_SBIN_PATH}=\"/sbin\"|ENV{MPATH_SBIN_PATH}=\"$DOM0/bin\"|; /^TEST!=\"\$env{MPATH_SBIN_PATH}\/multipath\"/d" \
+            "$BCH/dest$DOM0/udev/rules.d/62-multipath.rules"
+        echo "0.4.9-136.xs8 from $(basename "$tarball"), ${#series[@]} patches of the spec, ours: $(cd "$HERE/dom0" && ls smrs-*.patch | tr '\n' ' ')" \
+            >"$BCH/dest$DOM0/VERSION"
+        mv "$BCH/dest" "$DOM0_BUILT"
+        rm -rf "$BCH"
+        find "$CACHE" -maxdepth 1 -name 'dom0-multipathd-*' ! -path "$DOM0_BUILT" -exec rm -rf {} +
+        touch "$DOM0_BUILT/.complete"
+        step "dom0 multipathd built"
+    else
+        step "reusing the dom0 multipathd build $DOM0_BUILT"
+    fi
+    cp -a "$DOM0_BUILT/." "$ROOT/"
+    rm -f "$ROOT/.complete"
+    mkdir -p "$ROOT$DOM0/etc"
+    install -m 0644 "$DOM0_SRC/xcp-ng-sm-multipath.conf" "$ROOT$DOM0/etc/multipath.conf"
+    install -m 0644 "$DOM0_SRC/xcp-ng-sm-custom.conf" "$ROOT$DOM0/etc/custom.conf"
+    # our drop-in as the RPM installs it (the harness hashes it with the image's inputs)
+    install -m 0644 "$HERE/../../packaging/multipath/sm-rs.conf" "$ROOT$DOM0/etc/sm-rs.conf"
+    echo "dom0-0.4.9-xs" >>"$OUT/daemons"
+fi
+echo "debian-0.9.4" >>"$OUT/daemons"
+
 # ---- 3. guest configuration ----
 install -m 0755 "$HERE/guest/init" "$ROOT/sbin/smrs-init"
 install -m 0755 "$HERE/guest/agent" "$ROOT/usr/local/sbin/smrs-agent"
@@ -168,6 +273,8 @@ install -m 0755 "$HERE/guest/paths" "$ROOT/usr/local/sbin/smrs-paths"
 install -m 0755 "$HERE/guest/tgt-portals" "$ROOT/usr/local/sbin/smrs-tgt-portals"
 install -m 0755 "$HERE/guest/lio-alua" "$ROOT/usr/local/sbin/smrs-lio-alua"
 install -m 0644 "$HERE/guest/multipath.conf" "$ROOT/etc/multipath.conf"
+install -m 0755 "$HERE/guest/syslog" "$ROOT/usr/local/sbin/smrs-syslog"
+install -m 0755 "$HERE/guest/mpathd-send" "$ROOT/usr/local/sbin/smrs-mpathd-send"
 echo smrs-guest >"$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost smrs-guest\n' >"$ROOT/etc/hosts"
 # one fixed initiator name: open-iscsi's postinst leaves a placeholder in a chroot

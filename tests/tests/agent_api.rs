@@ -46,7 +46,7 @@ fn root_gets_status_kick_and_health_others_a_clear_refusal() {
         ))
         .unwrap();
     let agent = AgentProc::start(&lab, 0, &tap, &[]);
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     lab.attach(0, &vdi).unwrap();
     let key = format!("mpath-{SEED}");
     wait_until("the count", || {

@@ -110,7 +110,7 @@ fn bench_a_controller_pulled_at_256_luns() {
         ))
         .unwrap();
     let agent = AgentProc::start(&lab, 0, &tap, &[]);
-    let vdis = lab.vdis(&sr);
+    let vdis = lab.claim_all(&sr).unwrap();
     assert_eq!(vdis.len(), LUNS);
     let started = Instant::now();
     for (vdi, _, _) in &vdis {
@@ -173,7 +173,7 @@ fn bench_a_flap_storm() {
         ))
         .unwrap();
     let agent = AgentProc::start(&lab, 0, &tap, &[]);
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     lab.attach(0, &vdi).unwrap();
     let key = format!("mpath-{SEED}");
     wait_until("the count", || {

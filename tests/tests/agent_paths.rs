@@ -48,7 +48,7 @@ fn setup_in_order(args: &[&str], agent_first: bool) -> Setup {
     }
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
     let agent = agent.unwrap_or_else(|| AgentProc::start(&lab, 0, &tap, args));
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     lab.attach(0, &vdi).unwrap();
     let s = Setup {
         lab,

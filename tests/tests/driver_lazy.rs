@@ -18,7 +18,7 @@ use xenapi::refs::Sr;
 fn seed_sr(lab: &Lab) -> (Ref<Sr>, String) {
     multipath_on(lab, 0);
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     (sr, vdi)
 }
 
@@ -65,6 +65,61 @@ fn an_open_map_is_refused_and_nothing_changes() {
 fn an_open_map_is_refused_by_a_094_daemon_too() {
     // multipathd 0.9.4 answers a bare `fail` for an open map: the driver looks again.
     refusal_changes_nothing(ReplyStyle::V0_9_4);
+}
+
+#[test]
+fn an_open_map_is_refused_by_the_dom0_daemon_too() {
+    // 0.4.9-xs answers a bare `fail` for an open map, as 0.9.4 does.
+    refusal_changes_nothing(ReplyStyle::V0_4_9Xs);
+}
+
+#[test]
+fn lazy_activation_on_the_dom0_multipathd() {
+    // The dom0's 0.4.9-xs: `add map` only adopts a table that exists (answering `ok` after
+    // 4.8 s here, as there), `find_multipaths strict` means nothing, XenServer's patch
+    // builds maps only for listed WWIDs, `show map X raw format` does not exist.
+    let lab = lab_with(1, || seed_fabric().0, ReplyStyle::V0_4_9Xs);
+    let (sr, vdi) = seed_sr(&lab);
+    let sim = &lab.host(0).sim;
+    assert!(
+        sim.maps().is_empty(),
+        "both paths are there, the LUN is not in use: no map"
+    );
+    let key = format!("mpath-{SEED}");
+    lab.attach(0, &vdi).unwrap();
+    assert_eq!(lun_state(&lab, 0, SEED), ATTACHED);
+    assert_eq!(
+        lab.pbd_other_config(0, &sr).get(&key).map(String::as_str),
+        Some("[2, 2]")
+    );
+    let sent = sim.multipathd().commands();
+    assert!(
+        !sent.iter().any(|c| c.starts_with("add map")),
+        "the map came from add path; add map would have cost 4.8 s for nothing: {sent:?}"
+    );
+    // sr_update reads the counts of the LUN in use.
+    let update = lab.sm_call(0, &sr, "sr_update", &[], None);
+    let run = lab.run_driver(0, "lunohba", &update.to_xml());
+    assert!(run.response.is_ok(), "{:?}", run.response);
+    lab.detach(0, &vdi).unwrap();
+    assert_eq!(lun_state(&lab, 0, SEED), RELEASED);
+    assert!(!sim.wwids().contains(&SEED.to_string()));
+    assert!(!lab.pbd_other_config(0, &sr).contains_key(&key));
+    // A detach of a LUN already released asks for no `remove map` (0.4.9 takes 4.8 s to
+    // fail on a missing map).
+    let before = sim.multipathd().commands().len();
+    let call = lab.sm_call(0, &sr, "vdi_detach", &[], Some(&vdi));
+    assert!(
+        lab.run_driver(0, "lunohba", &call.to_xml())
+            .response
+            .is_ok()
+    );
+    let sent = sim.multipathd().commands();
+    assert!(
+        !sent[before..].iter().any(|c| c.starts_with("remove map")),
+        "{sent:?}"
+    );
+    lab.unplug(0, &sr).unwrap();
 }
 
 /// Where a call is stopped before it is killed.
@@ -314,7 +369,7 @@ fn sixteen_concurrent_attaches_and_detaches_on_sixteen_luns() {
     let lab = lab_with(1, || large_fabric(16), ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "FC", &[]).unwrap();
-    let vdis = lab.vdis(&sr);
+    let vdis = lab.claim_all(&sr).unwrap();
     assert_eq!(vdis.len(), 16);
     let host = lab.host(0).host_ref.clone();
     let run_all = |attach: bool| {

@@ -18,8 +18,10 @@ use std::borrow::Cow;
 
 const SOURCE: &str = "show maps json";
 
+/// A `show maps json` or `show map X json` reply as multipathd prints it, for a reader
+/// other than [`parse_maps_json`] (a benchmark measures other JSON crates on it).
 #[derive(Deserialize)]
-struct Document<'a> {
+pub struct Document<'a> {
     major_version: Option<Int>,
     #[serde(borrow, default)]
     maps: Option<Vec<JsonMap<'a>>>,
@@ -147,12 +149,19 @@ pub fn parse_maps_json(text: &str) -> Result<Topology, ParseError> {
     if super::is_empty_listing(text) {
         return Ok(Topology::default());
     }
-    let maps = document(text)?
-        .maps
-        .ok_or_else(|| ParseError::new(SOURCE, None, "no \"maps\" array in the reply"))?;
-    Ok(Topology {
-        maps: maps.into_iter().map(into_map).collect(),
-    })
+    document(text)?.into_topology()
+}
+
+impl Document<'_> {
+    /// The maps of a `show maps json` reply.
+    pub fn into_topology(self) -> Result<Topology, ParseError> {
+        let maps = self
+            .maps
+            .ok_or_else(|| ParseError::new(SOURCE, None, "no \"maps\" array in the reply"))?;
+        Ok(Topology {
+            maps: maps.into_iter().map(into_map).collect(),
+        })
+    }
 }
 
 /// Parses `show map X json`.
@@ -199,9 +208,10 @@ fn into_map(m: JsonMap<'_>) -> Map {
         name: known(&m.name).unwrap_or_else(|| wwid.clone()),
         wwid,
         sysfs: known(&m.sysfs).filter(|s| s != "undef"),
-        vendor: defined(&m.vend),
-        product: defined(&m.prod),
-        revision: defined(&m.rev),
+        // 0.4.9 prints vendor and product space-padded, as sysfs has them.
+        vendor: defined(m.vend.trim()),
+        product: defined(m.prod.trim()),
+        revision: defined(m.rev.trim()),
         size: None,
         features: known(&m.features),
         hwhandler: known(&m.hwhandler),

@@ -9,7 +9,7 @@ mod kernel;
 mod table;
 mod topology;
 
-pub use json::{parse_map_json, parse_maps_json};
+pub use json::{Document as JsonReply, parse_map_json, parse_maps_json};
 pub use kernel::{KernelGroup, KernelPath, KernelStatus, parse_kernel_status};
 pub use table::{Table, parse_table};
 pub use topology::parse_topology;

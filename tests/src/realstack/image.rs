@@ -1,6 +1,8 @@
 //! The guest image: built on first use by `tests/realstack/build-image.sh`, cached by a hash of
-//! everything in `tests/realstack/` (the builder and the guest files it installs), so a change
-//! to any of them gives a new image and an unchanged tree never rebuilds.
+//! everything in `tests/realstack/` (the builder and the guest files it installs), our
+//! multipath.conf drop-in, and the sources of the dom0's multipathd when they are there
+//! ([`dom0_sources`]), so a change to any of them gives a new image and an unchanged tree
+//! never rebuilds.
 //!
 //! Layout under the cache directory:
 //!
@@ -9,6 +11,7 @@
 //! images/<hash>/            vmlinux (PVH), vmlinuz, initrd.img, rootfs.ext4, kernel-version, READY
 //! images/<hash>.log         the builder's output
 //! debootstrap-<key>/        the builder's own cache of the Debian tree, and kernel/ its .deb
+//! dom0-multipathd-<key>/    the builder's cache of the dom0 multipathd 0.4.9-xs, built
 //! ```
 
 use std::fs::{self, File};
@@ -52,11 +55,56 @@ impl Image {
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     }
+    /// The multipathd versions the image carries (`smrs.daemon=` names).
+    pub fn daemons(&self) -> Vec<String> {
+        fs::read_to_string(self.dir.join("daemons"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 /// Where the builder and the guest files live in the source tree.
 pub fn inputs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("realstack")
+}
+
+/// Our multipath.conf drop-in, which the guest of the dom0 daemon boots with.
+fn drop_in() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/multipath/sm-rs.conf")
+}
+
+/// The sources of the dom0's multipathd 0.4.9-136.xs8: `SM_RS_DOM0_MULTIPATHD` if set, else
+/// `<project root>/../shared/dom0-multipathd` (they are not in the repository: a plain clone
+/// has none, and its 0.4.9 tests skip). `Err` says why there are none.
+pub fn dom0_sources() -> std::result::Result<PathBuf, String> {
+    let dir = match std::env::var_os("SM_RS_DOM0_MULTIPATHD").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/dom0-multipathd"),
+    };
+    if dir.join("device-mapper-multipath.spec").is_file() {
+        Ok(dir.canonicalize().unwrap_or(dir))
+    } else {
+        Err(format!(
+            "no sources of the dom0 multipathd 0.4.9-xs in {} (the project's \
+             ../shared/dom0-multipathd, or SM_RS_DOM0_MULTIPATHD)",
+            dir.display()
+        ))
+    }
+}
+
+/// The image's key: the builder's inputs, the drop-in, and the dom0 sources if any.
+pub fn image_hash() -> Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(inputs_hash(&inputs_dir())?.as_bytes());
+    hash_file(&mut hasher, "drop-in", &drop_in())?;
+    if let Ok(dom0) = dom0_sources() {
+        hasher.update(b"\0dom0\0");
+        hasher.update(inputs_hash(&dom0)?.as_bytes());
+    }
+    let digest = hasher.finalize();
+    Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 /// Bumped when the harness changes what it expects of an image without a file in
@@ -74,7 +122,7 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// long the build took when this call built it.
 pub fn ensure(cache: &Path) -> Result<(Image, Option<Duration>)> {
     let inputs = inputs_dir();
-    let hash = inputs_hash(&inputs)?;
+    let hash = image_hash()?;
     let images = cache.join("images");
     fs::create_dir_all(&images)
         .map_err(|e| Error::io(format!("creating {}", images.display()), e))?;
@@ -116,8 +164,13 @@ fn build(script: &Path, cache: &Path, out: &Path, log_path: &Path) -> Result<()>
     let log_err = log
         .try_clone()
         .map_err(|e| Error::io("duplicating the build log", e))?;
+    let mut command = Command::new("bash");
+    match dom0_sources() {
+        Ok(dir) => command.env("SM_RS_DOM0_MULTIPATHD_SRC", dir),
+        Err(_) => command.env_remove("SM_RS_DOM0_MULTIPATHD_SRC"),
+    };
     let mut child = process::spawn_tied(
-        Command::new("bash")
+        command
             .arg(script)
             .arg(cache)
             .arg(out)
@@ -193,19 +246,24 @@ pub fn inputs_hash(dir: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(FORMAT.as_bytes());
     for rel in files {
-        let path = dir.join(&rel);
-        let meta =
-            fs::metadata(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let mut content = Vec::new();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut content))
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let executable = meta.permissions().mode() & 0o111 != 0;
-        hasher.update(format!("\0{rel}\0{executable}\0{}\0", content.len()).as_bytes());
-        hasher.update(&content);
+        hash_file(&mut hasher, &rel, &dir.join(&rel))?;
     }
     let digest = hasher.finalize();
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+}
+
+/// Feeds one file (name, executable bit, contents) to `hasher`.
+fn hash_file(hasher: &mut Sha256, rel: &str, path: &Path) -> Result<()> {
+    let meta =
+        fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let mut content = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut content))
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let executable = meta.permissions().mode() & 0o111 != 0;
+    hasher.update(format!("\0{rel}\0{executable}\0{}\0", content.len()).as_bytes());
+    hasher.update(&content);
+    Ok(())
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {

@@ -27,6 +27,7 @@
 //! | `SM_RS_REALSTACK_ACCEL` | qemu accelerator, default `tcg` (KVM is broken on the CI machines) |
 
 mod agent;
+mod daemon;
 mod error;
 mod faults;
 mod image;
@@ -47,6 +48,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 pub use agent::Output;
+pub use daemon::Daemon;
 pub use error::{Error, Result};
 pub use faults::{
     AluaFailover, AluaState, Controller, CutPortal, PullScsiPath, a_active_b_standby,
@@ -126,7 +128,8 @@ pub fn prepare() -> Result<Option<Stack>> {
         Ok(found) => found,
         Err(Error::Unavailable(reason)) if mode == Mode::Auto => {
             eprintln!(
-                "realstack: SKIPPED: {reason} (install with .ci/install.d/40-realstack.sh; \
+                "realstack: SKIPPED: {reason} (`cargo xtask test` installs the tools as root, \
+                 and leaves out what cannot run so that it counts as skipped, not passed; \
                  SM_RS_REALSTACK=require makes this a failure)"
             );
             return Ok(None);
@@ -157,10 +160,47 @@ impl Stack {
         self.boot_with(&spec)
     }
 
+    /// Boots a VM of this topology running `daemon`; see [`Stack::has`] first.
+    pub fn boot_on(&self, topology: Topology, daemon: Daemon) -> Result<Vm> {
+        let mut spec = VmSpec::new(topology);
+        spec.daemon = daemon;
+        spec.share = self.build_dir.clone();
+        spec.accel = self.accel.clone();
+        self.boot_with(&spec)
+    }
+
+    /// Whether the image carries `daemon`. When it does not (a plain clone has no
+    /// `../shared/dom0-multipathd`), the test should return: this prints why it is skipped;
+    /// with `SM_RS_REALSTACK=require` it is an error instead.
+    pub fn has(&self, daemon: Daemon) -> Result<bool> {
+        if self.image.daemons().iter().any(|d| d == daemon.name()) {
+            return Ok(true);
+        }
+        let reason = match image::dom0_sources() {
+            Err(why) => why,
+            Ok(dir) => format!(
+                "the image {} has no {} although {} exists (rebuild it)",
+                self.image.dir.display(),
+                daemon.name(),
+                dir.display()
+            ),
+        };
+        if Mode::from_env()? == Mode::Require {
+            return Err(Error::Unavailable(format!(
+                "multipathd {daemon}: {reason} (SM_RS_REALSTACK=require)"
+            )));
+        }
+        eprintln!("realstack: SKIPPED on multipathd {daemon}: {reason}");
+        Ok(false)
+    }
+
     pub fn boot_with(&self, spec: &VmSpec) -> Result<Vm> {
         let vm = Vm::start(&self.image, &self.qemu, spec)?;
         report(
-            &format!("boot {:?} (qemu start to agent ready)", spec.topology),
+            &format!(
+                "boot {:?} on multipathd {} (qemu start to agent ready)",
+                spec.topology, spec.daemon
+            ),
             vm.boot_time,
         );
         if spec.topology.guest_setup().is_some() {
@@ -210,7 +250,7 @@ fn check_host(cache: &Path) -> Result<PathBuf> {
         None => find_program("qemu-system-x86_64")
             .ok_or_else(|| unavailable("qemu-system-x86_64 is not installed".into()))?,
     };
-    let hash = image::inputs_hash(&image::inputs_dir())?;
+    let hash = image::image_hash()?;
     if cache.join("images").join(&hash).join("READY").exists() {
         return Ok(qemu); // nothing to build
     }

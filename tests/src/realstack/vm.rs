@@ -10,6 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::agent::{Agent, Output};
+use super::daemon::Daemon;
 use super::error::{Error, Result};
 use super::image::{self, Image};
 use super::process;
@@ -20,6 +21,8 @@ use super::topology::{LUN_BYTES, Topology};
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub topology: Topology,
+    /// The multipathd the guest starts at boot.
+    pub daemon: Daemon,
     /// Host directory exported read-only at `/mnt/host` in the guest.
     pub share: Option<PathBuf>,
     /// vCPUs: never more than the machine's 2 cores.
@@ -34,6 +37,7 @@ impl VmSpec {
     pub fn new(topology: Topology) -> VmSpec {
         VmSpec {
             topology,
+            daemon: Daemon::default(),
             share: None,
             cpus: 2,
             mem_mib: 1024,
@@ -108,6 +112,7 @@ impl Drop for QemuProcess {
 
 pub struct Vm {
     pub topology: Topology,
+    pub daemon: Daemon,
     /// From qemu start until the guest agent answered.
     pub boot_time: Duration,
     /// The topology's target side being built and its map appearing (B and C).
@@ -161,6 +166,7 @@ impl Vm {
         };
         let mut vm = Vm {
             topology: spec.topology,
+            daemon: spec.daemon,
             boot_time: started.elapsed(),
             setup_time: Duration::ZERO,
             agent,
@@ -194,6 +200,12 @@ impl Vm {
     /// Runs a command that must succeed; returns its stdout.
     pub fn sh(&mut self, cmd: &str) -> Result<String> {
         Ok(self.run(cmd)?.success()?.stdout)
+    }
+
+    /// What the guest's syslog received so far (multipathd 0.4.9 logs only there; so does
+    /// the driver when not told to log to stderr): `<uptime> <facility>.<severity> <text>`.
+    pub fn syslog(&mut self) -> Result<String> {
+        self.sh("cat /run/smrs-syslog.log 2>/dev/null; true")
     }
 
     /// The qemu monitor, for hardware faults.
@@ -248,9 +260,10 @@ impl Drop for Vm {
     fn drop(&mut self) {
         if thread::panicking() {
             eprintln!(
-                "realstack: panicking with VM pid {} ({:?}) up; killing it. Guest console, last lines:\n{}",
+                "realstack: panicking with VM pid {} ({:?}, multipathd {}) up; killing it. Guest console, last lines:\n{}",
                 self.pid(),
                 self.topology,
+                self.daemon,
                 self.console_tail(40)
             );
         }
@@ -295,7 +308,11 @@ fn qemu_args(image: &Image, spec: &VmSpec, run: &Path, lun_file: &Path) -> Vec<S
         "-initrd".into(),
         image.initrd().display().to_string(),
         "-append".into(),
-        "console=ttyS0 root=/dev/vda rw quiet loglevel=4 panic=-1 init=/sbin/smrs-init".into(),
+        format!(
+            "console=ttyS0 root=/dev/vda rw quiet loglevel=4 panic=-1 init=/sbin/smrs-init \
+             smrs.daemon={}",
+            spec.daemon.name()
+        ),
         // snapshot=on: writes go to a throw-away overlay, every boot starts from the image
         "-drive".into(),
         format!(
