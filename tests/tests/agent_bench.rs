@@ -142,9 +142,12 @@ fn bench_a_controller_pulled_at_256_luns() {
         t.elapsed().as_secs_f64() * 1e3,
         agent.health()["last_pass_ms"].as_f64().unwrap_or(0.0),
     );
+    // Let the last kick's pass go by, so the storm's first pass is the uevents'.
+    std::thread::sleep(Duration::from_secs(1));
     storm(&lab, &tap, &agent, &sr, &keys, "[1, 2]", |f| {
         f.pull_controller(array, "SCM2")
     });
+    std::thread::sleep(Duration::from_secs(1));
     storm(&lab, &tap, &agent, &sr, &keys, "[2, 2]", |f| {
         f.push_controller(array, "SCM2");
     });
