@@ -6,14 +6,18 @@
 //! - [`errors`]: the SR error codes;
 //! - [`drivers`]: the SR types and their commands;
 //! - [`multipath`]: the host's multipath setting, lazy activation, the published counts;
-//! - [`host`]: everything that touches the machine (programs, sysfs, `/dev`, `/run`, `/etc`).
+//! - [`host`]: everything that touches the machine (programs, sysfs, `/dev`, `/run`, `/etc`);
+//! - [`publish`]: the PBD keys and the XenAPI calls that set them, below drivers and agent;
+//! - [`agent`]: `sm-mpath-agent`, the per-host path monitor that keeps those keys true.
 //!
 //! It stands on `mpathutil` (multipathd, path health) and `xenapi` (the session of a call).
 
+pub mod agent;
 pub mod drivers;
 pub mod errors;
 pub mod host;
 pub mod multipath;
+pub mod publish;
 pub mod smapi;
 
 use std::ffi::OsString;

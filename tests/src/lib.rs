@@ -1,5 +1,7 @@
 //! `sm-testkit`: what the tests stand on.
 //!
+//! - [`agent_lab`]: the path agent on a lab host, uevents as the kernel sends them, and a tap
+//!   that counts the agent's XenAPI calls;
 //! - [`fabric`]: arrays, controllers, ports, ALUA groups, LUNs and the host's SCSI disks,
 //!   with the faults storage administrators meet (a controller pulled, a port cut, …);
 //! - [`multipathd_sim`]: multipathd's socket protocol served from a fabric;
@@ -12,6 +14,7 @@
 //! - [`realstack`]: a qemu VM with the real kernel dm-multipath, multipathd, open-iscsi, tgt
 //!   and LIO, driven from the tests.
 
+pub mod agent_lab;
 pub mod bins;
 pub mod fabric;
 pub mod host_sim;

@@ -113,7 +113,7 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_ours(ctx, &plugged, &scsiid)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
-    if ctx.call.session_ref.is_some() {
+    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &scsiid) {
         // The device is attached; a count xapi did not take must not fail the VM's start
         // (the agent publishes it again).
         if let Err(e) = publish(ctx, &scsiid, active.multipath) {
@@ -121,6 +121,21 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
         }
     }
     Ok(attach_result(&active.device, &lun.vdi_uuid))
+}
+
+/// Where the path agent runs, it is the one writer of the counts: tell it to look now.
+/// `false` (publish ourselves) when it does not answer within its short deadline.
+fn agent_kicked(ctx: &Ctx<'_>, scsiid: &str) -> bool {
+    match crate::agent::client::kick(&ctx.root) {
+        Ok(()) => {
+            tracing::info!("LUN {scsiid}: the path agent publishes its count");
+            true
+        }
+        Err(e) => {
+            tracing::debug!("LUN {scsiid}: {e}; publishing the count ourselves");
+            false
+        }
+    }
 }
 
 /// `mpath-<SCSIid>` (and `multipathed`) on this host's PBD.
@@ -144,7 +159,7 @@ pub fn detach(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let scsiid = scsiid(ctx)?;
     let held = ctx.activator.lock(&scsiid)?;
     ctx.activator.release(&held, &scsiid)?;
-    if ctx.call.session_ref.is_some() {
+    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &scsiid) {
         let unpublish = || -> Result<(), SrError> {
             if let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? {
                 keys.remove(&counts::mpath_key(&scsiid))?;

@@ -65,6 +65,16 @@ fn api_error(what: &str, e: xenapi::Error) -> SrError {
     SrError::with(Code::APIFailure, format!("{what}: {e}"))
 }
 
+impl crate::publish::Blocking for Xapi {
+    fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn block<F: Future>(&self, f: F) -> F::Output {
+        self.runtime.block_on(f)
+    }
+}
+
 impl Xapi {
     /// Adopts the call's session.
     pub fn adopt(session_ref: &str, subtask_of: Option<&str>) -> Result<Self, SrError> {
@@ -96,44 +106,6 @@ impl Xapi {
         self.block(
             "host.get_other_config",
             host::get_other_config(&self.session, &Ref::<Host>::new(host)),
-        )
-    }
-
-    /// The PBD of an SR on a host, with its record.
-    pub fn my_pbd(&self, host: &str, sr: &str) -> Result<Option<(Ref<Pbd>, PbdRecord)>, SrError> {
-        let records = self.block(
-            "PBD.get_all_records_where",
-            pbd::get_all_records_where(
-                &self.session,
-                &pbd::of_host_and_sr(&Ref::new(host), &Ref::new(sr)),
-            ),
-        )?;
-        Ok(records.into_iter().next())
-    }
-
-    pub fn put_pbd_key(&self, pbd: &Ref<Pbd>, key: &str, value: &str) -> Result<(), SrError> {
-        self.block(
-            "PBD.add_to_other_config",
-            pbd::put_other_config(&self.session, pbd, key, value),
-        )
-    }
-
-    /// `PBD.add_to_other_config` alone, for a key known to be absent (one call instead of
-    /// two); a writer that added it meanwhile is answered by remove-then-add.
-    pub fn add_pbd_key(&self, pbd: &Ref<Pbd>, key: &str, value: &str) -> Result<(), SrError> {
-        match self
-            .runtime
-            .block_on(pbd::add_to_other_config(&self.session, pbd, key, value))
-        {
-            Err(e) if e.is_failure("MAP_DUPLICATE_KEY") => self.put_pbd_key(pbd, key, value),
-            other => other.map_err(|e| api_error("PBD.add_to_other_config", e)),
-        }
-    }
-
-    pub fn remove_pbd_key(&self, pbd: &Ref<Pbd>, key: &str) -> Result<(), SrError> {
-        self.block(
-            "PBD.remove_from_other_config",
-            pbd::remove_from_other_config(&self.session, pbd, key),
         )
     }
 

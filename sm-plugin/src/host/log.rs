@@ -59,6 +59,8 @@ enum Sink {
 struct SmLog {
     sink: Sink,
     pid: u32,
+    /// The least severe level written.
+    level: Level,
 }
 
 /// Installs the logger for this process; call once, first thing.
@@ -76,6 +78,28 @@ pub fn init(root: &HostRoot) {
     let subscriber = SmLog {
         sink,
         pid: std::process::id(),
+        level: Level::DEBUG,
+    };
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The logger of a long-running service (the path agent): SMlog form, to stderr when
+/// `foreground` (or `SM_RS_LOG=stderr`), else to syslog; informational lines and worse (a
+/// debug line per XenAPI call would flood SMlog).
+pub fn init_service(root: &HostRoot, foreground: bool) {
+    let sink = match std::env::var("SM_RS_LOG").as_deref() {
+        Ok("off") => Sink::Off,
+        Ok("stderr") => Sink::Stderr,
+        _ if foreground => Sink::Stderr,
+        _ => match UnixDatagram::unbound() {
+            Ok(socket) if socket.connect(root.path("/dev/log")).is_ok() => Sink::Syslog(socket),
+            _ => Sink::Off,
+        },
+    };
+    let subscriber = SmLog {
+        sink,
+        pid: std::process::id(),
+        level: Level::INFO,
     };
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
@@ -110,8 +134,8 @@ impl Visit for Line {
 }
 
 impl Subscriber for SmLog {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        !matches!(self.sink, Sink::Off)
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        !matches!(self.sink, Sink::Off) && *metadata.level() <= self.level
     }
 
     fn new_span(&self, _: &Attributes<'_>) -> Id {

@@ -9,11 +9,13 @@
 //! - SR `sm_config:multipathable` = `true` (XenCenter then shows the multipath section).
 //!
 //! Keys are written only when their value changes (remove, then add: `add_to_other_config`
-//! refuses an existing key). The driver writes them at attach and removes them at detach;
-//! the agent keeps them true in between.
+//! refuses an existing key). The driver writes them at attach and removes them at detach
+//! when no path agent runs; where one runs, the driver kicks it instead and the agent is the
+//! one writer (see [`crate::agent`]). The calls themselves are in [`crate::publish`].
 
-use crate::drivers::xapi::Xapi;
-use crate::errors::SrError;
+use crate::errors::{Code, SrError};
+use crate::publish::{self, Blocking};
+pub use crate::publish::{ISCSI_SESSIONS, MULTIPATHABLE, MULTIPATHED, mpath_key};
 use mpathutil::health::path_count_value;
 use mpathutil::highwater::Ledger;
 use mpathutil::{HostRoot, Map, PathCounts};
@@ -21,12 +23,8 @@ use xenapi::Ref;
 use xenapi::api::pbd::PbdRecord;
 use xenapi::refs::Pbd;
 
-pub const MULTIPATHED: &str = "multipathed";
-pub const ISCSI_SESSIONS: &str = "iscsi_sessions";
-pub const MULTIPATHABLE: &str = "multipathable";
-
-pub fn mpath_key(scsiid: &str) -> String {
-    format!("mpath-{scsiid}")
+fn api_error(what: &str, e: xenapi::Error) -> SrError {
+    SrError::with(Code::APIFailure, format!("{what}: {e}"))
 }
 
 /// `[active, max]` of a map now, recording its paths in the host's ledger.
@@ -43,27 +41,40 @@ pub fn value_of(root: &HostRoot, map: &Map) -> String {
 }
 
 /// The PBD of this SR on this host, which the keys live on.
-pub struct PbdKeys<'x> {
-    xapi: &'x Xapi,
+pub struct PbdKeys<'x, X: Blocking> {
+    xapi: &'x X,
     pbd: Ref<Pbd>,
     record: PbdRecord,
 }
 
-impl<'x> PbdKeys<'x> {
+impl<'x, X: Blocking> PbdKeys<'x, X> {
     /// `None` when the SR has no PBD on this host (nothing to publish to).
-    pub fn find(xapi: &'x Xapi, host: &str, sr: &str) -> Result<Option<Self>, SrError> {
-        Ok(xapi
-            .my_pbd(host, sr)?
-            .map(|(pbd, record)| Self { xapi, pbd, record }))
+    pub fn find(xapi: &'x X, host: &str, sr: &str) -> Result<Option<Self>, SrError> {
+        let found = xapi
+            .block(publish::pbd_of(
+                xapi.session(),
+                &Ref::new(host),
+                &Ref::new(sr),
+            ))
+            .map_err(|e| api_error("PBD.get_all_records_where", e))?;
+        Ok(found.map(|(pbd, record)| Self { xapi, pbd, record }))
     }
 
     /// Sets a key unless it already has the value.
     pub fn put(&mut self, key: &str, value: &str) -> Result<(), SrError> {
-        match self.record.other_config.get(key) {
+        let known_absent = match self.record.other_config.get(key) {
             Some(v) if v == value => return Ok(()),
-            Some(_) => self.xapi.put_pbd_key(&self.pbd, key, value)?,
-            None => self.xapi.add_pbd_key(&self.pbd, key, value)?,
-        }
+            present => present.is_none(),
+        };
+        self.xapi
+            .block(publish::set_key(
+                self.xapi.session(),
+                &self.pbd,
+                key,
+                value,
+                known_absent,
+            ))
+            .map_err(|e| api_error("PBD.add_to_other_config", e))?;
         self.record
             .other_config
             .insert(key.to_string(), value.to_string());
@@ -73,7 +84,9 @@ impl<'x> PbdKeys<'x> {
     /// Removes a key if present.
     pub fn remove(&mut self, key: &str) -> Result<(), SrError> {
         if self.record.other_config.remove(key).is_some() {
-            self.xapi.remove_pbd_key(&self.pbd, key)?;
+            self.xapi
+                .block(publish::remove_key(self.xapi.session(), &self.pbd, key))
+                .map_err(|e| api_error("PBD.remove_from_other_config", e))?;
         }
         Ok(())
     }
