@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sm_testkit::realstack::{
-    self, Daemon, SCSI_PATHS, ScsiPath, Topology, Vm, report, scsi_lun_wwid,
-    scsi_path_port, wait_for_snapshot,
+    self, Daemon, SCSI_PATHS, ScsiPath, Topology, Vm, report, scsi_lun_wwid, scsi_path_port,
+    wait_for_snapshot,
 };
 
 /// The raw formats of `mpathutil/src/commands.rs` (fields split by the unit separator).
@@ -73,7 +73,10 @@ impl Capture {
             ("show-map-json", format!("show map {wwid} json")),
             ("show-topology", "show topology".into()),
             ("show-map-topology", format!("show map {wwid} topology")),
-            ("show-maps-raw", format!("show maps raw format {MAP_FIELDS}")),
+            (
+                "show-maps-raw",
+                format!("show maps raw format {MAP_FIELDS}"),
+            ),
             (
                 "show-map-raw",
                 format!("show map {wwid} raw format {MAP_FIELDS}"),
@@ -110,7 +113,8 @@ fn maps(vm: &mut Vm) -> Vec<String> {
 fn wait_paths(vm: &mut Vm, what: &str, wwid: &str, paths: usize) {
     let wwid = wwid.to_string();
     wait_for_snapshot(vm, what, Duration::from_secs(90), |s| {
-        s.map(&wwid).is_some_and(|m| m.listed() == paths && m.usable() == paths)
+        s.map(&wwid)
+            .is_some_and(|m| m.listed() == paths && m.usable() == paths)
     })
     .expect(what);
 }
@@ -158,7 +162,12 @@ fn run(daemon: Daemon) {
         assert!(made, "0.9.4's add map creates the map");
         vm.sh(&format!("multipathd del map {wwid}")).expect("flush");
     }
-    let (removed, took) = cap.ask(&mut vm, "nomap", "remove-map", &format!("remove map {wwid}"));
+    let (removed, took) = cap.ask(
+        &mut vm,
+        "nomap",
+        "remove-map",
+        &format!("remove map {wwid}"),
+    );
     eprintln!("[{daemon}] remove map of no map: {removed:?} after {took:?}");
     cap.ask(&mut vm, "nomap", "del-map", &format!("del map {wwid}"));
 
@@ -190,7 +199,12 @@ fn run(daemon: Daemon) {
 
     // 4. a path failed by multipathd
     let dev1 = disk_of(&mut vm, path1);
-    cap.ask(&mut vm, "healthy", "fail-path", &format!("fail path {dev1}"));
+    cap.ask(
+        &mut vm,
+        "healthy",
+        "fail-path",
+        &format!("fail path {dev1}"),
+    );
     std::thread::sleep(Duration::from_secs(1));
     cap.shows(&mut vm, "failed", &wwid);
     cap.ask(
@@ -221,14 +235,22 @@ fn run(daemon: Daemon) {
     .expect("let go");
 
     // 6. closed: removed
-    let (gone, took) = cap.ask(&mut vm, "closed", "remove-map", &format!("remove map {wwid}"));
+    let (gone, took) = cap.ask(
+        &mut vm,
+        "closed",
+        "remove-map",
+        &format!("remove map {wwid}"),
+    );
     eprintln!("[{daemon}] remove map of a closed map: {gone:?} after {took:?}");
     assert_eq!(gone.trim(), "ok");
     assert!(maps(&mut vm).is_empty());
     let listed = vm
         .sh(&format!("grep -c '^/{wwid}/$' /etc/multipath/wwids; true"))
         .expect("wwids");
-    eprintln!("[{daemon}] WWID still listed after remove map: {}", listed.trim());
+    eprintln!(
+        "[{daemon}] WWID still listed after remove map: {}",
+        listed.trim()
+    );
     cap.shows(&mut vm, "removed", &wwid);
 
     if daemon == Daemon::Dom0Xs {
