@@ -155,14 +155,11 @@ fn execute(
             return written.map_err(|e| format!("cannot write the output: {e}"));
         }
         Command::Count { scsiid } => {
-            let mut topology = daemon.topology().map_err(|e| e.to_string())?;
-            if let Some(id) = scsiid {
-                topology.maps.retain(|m| m.wwid == *id || m.name == *id);
-                if topology.maps.is_empty() {
+            let topology = snapshot(&mut daemon, scsiid.as_deref()).inspect_err(|_| {
+                if let Some(id) = scsiid {
                     let _ = ledger.forget(id);
-                    return Err(format!("no multipath map {id} on this host"));
                 }
-            }
+            })?;
             let max = note_counts(&ledger, &topology, scsiid.as_deref(), err);
             let lines = report::reports(&topology, &max)
                 .iter()

@@ -172,6 +172,12 @@ impl Multipathd {
         })
     }
 
+    /// How long to wait for each part of a reply from now on (a command the daemon is
+    /// known to answer slowly).
+    pub fn set_reply_timeout(&mut self, timeout: Duration) {
+        self.config.reply_timeout = timeout;
+    }
+
     /// The socket this connection uses.
     pub fn socket(&self) -> &SocketName {
         &self.socket

@@ -14,12 +14,10 @@ pub mod client;
 pub mod commands;
 pub mod health;
 pub mod highwater;
-mod json_writer;
 pub mod model;
 pub mod parse;
 pub mod report;
 pub mod root;
-mod scan;
 
 pub use client::{Config, Error, Multipathd, Pipeline, SocketName};
 pub use health::{Health, PathCounts, PathVerdict};

@@ -40,15 +40,6 @@ macro_rules! state_words {
                     Self::Unknown(word) => word,
                 }
             }
-
-            /// One of our words (`Ok`), which a writer may trust, or the unknown word
-            /// as printed.
-            pub(crate) fn as_known(&self) -> Result<&'static str, &str> {
-                match self {
-                    $(Self::$variant => Ok($word),)+
-                    Self::Unknown(word) => Err(word),
-                }
-            }
         }
 
         impl fmt::Display for $name {

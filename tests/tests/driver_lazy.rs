@@ -67,6 +67,61 @@ fn an_open_map_is_refused_by_a_094_daemon_too() {
     refusal_changes_nothing(ReplyStyle::V0_9_4);
 }
 
+#[test]
+fn an_open_map_is_refused_by_the_dom0_daemon_too() {
+    // 0.4.9-xs answers a bare `fail` for an open map, as 0.9.4 does.
+    refusal_changes_nothing(ReplyStyle::V0_4_9Xs);
+}
+
+#[test]
+fn lazy_activation_on_the_dom0_multipathd() {
+    // The dom0's 0.4.9-xs: `add map` only adopts a table that exists (answering `ok` after
+    // 4.8 s here, as there), `find_multipaths strict` means nothing, XenServer's patch
+    // builds maps only for listed WWIDs, `show map X raw format` does not exist.
+    let lab = lab_with(1, || seed_fabric().0, ReplyStyle::V0_4_9Xs);
+    let (sr, vdi) = seed_sr(&lab);
+    let sim = &lab.host(0).sim;
+    assert!(
+        sim.maps().is_empty(),
+        "both paths are there, the LUN is not in use: no map"
+    );
+    let key = format!("mpath-{SEED}");
+    lab.attach(0, &vdi).unwrap();
+    assert_eq!(lun_state(&lab, 0, SEED), ATTACHED);
+    assert_eq!(
+        lab.pbd_other_config(0, &sr).get(&key).map(String::as_str),
+        Some("[2, 2]")
+    );
+    let sent = sim.multipathd().commands();
+    assert!(
+        !sent.iter().any(|c| c.starts_with("add map")),
+        "the map came from add path; add map would have cost 4.8 s for nothing: {sent:?}"
+    );
+    // sr_update reads the counts of the LUN in use.
+    let update = lab.sm_call(0, &sr, "sr_update", &[], None);
+    let run = lab.run_driver(0, "lunohba", &update.to_xml());
+    assert!(run.response.is_ok(), "{:?}", run.response);
+    lab.detach(0, &vdi).unwrap();
+    assert_eq!(lun_state(&lab, 0, SEED), RELEASED);
+    assert!(!sim.wwids().contains(&SEED.to_string()));
+    assert!(!lab.pbd_other_config(0, &sr).contains_key(&key));
+    // A detach of a LUN already released asks for no `remove map` (0.4.9 takes 4.8 s to
+    // fail on a missing map).
+    let before = sim.multipathd().commands().len();
+    let call = lab.sm_call(0, &sr, "vdi_detach", &[], Some(&vdi));
+    assert!(
+        lab.run_driver(0, "lunohba", &call.to_xml())
+            .response
+            .is_ok()
+    );
+    let sent = sim.multipathd().commands();
+    assert!(
+        !sent[before..].iter().any(|c| c.starts_with("remove map")),
+        "{sent:?}"
+    );
+    lab.unplug(0, &sr).unwrap();
+}
+
 /// Where a call is stopped before it is killed.
 #[derive(Clone, Copy, Debug)]
 enum Block {
@@ -183,7 +238,7 @@ fn a_kill_at_every_step_of_attach_is_repaired_by_the_next_call() {
             },
         ),
         (
-            Block::Reply("add map"),
+            Block::Reply("add path"),
             LunState {
                 link: false,
                 ..ATTACHED
@@ -390,7 +445,7 @@ fn a_generated_config_attaches_without_xapi_with_its_own_multipath_setting() {
 fn an_unplug_undoes_an_attach_a_kill_left_half_done() {
     let lab = seed_lab();
     let (sr, vdi) = seed_sr(&lab);
-    let state = kill_during(&lab, &sr, &vdi, "vdi_attach", Block::Reply("add map"));
+    let state = kill_during(&lab, &sr, &vdi, "vdi_attach", Block::Reply("add path"));
     assert!(state.record && state.map, "{state:?}");
     // xapi was told the attach failed, so nothing uses the LUN: the unplug cleans it up.
     lab.unplug(0, &sr).unwrap();

@@ -208,7 +208,7 @@ fn an_open_map_is_not_removed_and_both_versions_say_so_their_way() {
         let err = daemon.remove_map(SEED_WWID).unwrap_err();
         match style {
             ReplyStyle::V0_9_8 => assert!(matches!(err, Error::MapInUse { .. }), "{err}"),
-            ReplyStyle::V0_9_4 => assert!(matches!(err, Error::Failed { .. }), "{err}"),
+            _ => assert!(matches!(err, Error::Failed { .. }), "{err}"),
         }
         assert_eq!(daemon.list_maps().unwrap().len(), 1, "nothing changed");
         sim.with(|w| w.daemon.set_open(SEED_WWID, false));
@@ -217,7 +217,7 @@ fn an_open_map_is_not_removed_and_both_versions_say_so_their_way() {
         let err = daemon.remove_map(SEED_WWID).unwrap_err();
         match style {
             ReplyStyle::V0_9_8 => assert!(matches!(err, Error::DeviceNotFound { .. }), "{err}"),
-            ReplyStyle::V0_9_4 => assert!(matches!(err, Error::Failed { .. }), "{err}"),
+            _ => assert!(matches!(err, Error::Failed { .. }), "{err}"),
         }
     }
 }
@@ -416,11 +416,15 @@ fn a_busy_or_stalled_reply_in_a_pipeline_is_sent_again_alone() {
         assert_eq!(topology.maps.len(), 1, "{faults:?}");
         assert!(
             topology.maps[0].failback.is_some(),
-            "the raw listings came too: {faults:?}"
+            "the JSON listing came: {faults:?}"
+        );
+        assert!(
+            topology.maps[0].paths().all(|p| p.hcil.is_some()),
+            "the topology text came too: {faults:?}"
         );
         let log = sim.commands();
         assert!(
-            log.iter().filter(|c| *c == "show topology").count() >= 2,
+            log.iter().filter(|c| *c == "show maps json").count() >= 2,
             "the first answer was not used: {log:?}"
         );
     }
@@ -682,5 +686,302 @@ fn an_iscsi_path_whose_portal_is_cut_has_no_host_adapter() {
     assert_eq!(
         adapters(&mut daemon),
         "sda 192.0.2.10 iqn.2026-01.invalid:t\nsdb [undef] iqn.2026-01.invalid:t\n"
+    );
+}
+
+// ---- The dom0's multipathd 0.4.9-136.xs8 (`ReplyStyle::V0_4_9Xs`) ----
+
+/// The dom0's daemon as stock sm configures it (`find_multipaths yes`), with its wwids file
+/// in `dir`; no wait on a missing map unless a test asks for it.
+fn dom0_config(dir: &tempfile::TempDir) -> DaemonConfig {
+    DaemonConfig {
+        style: ReplyStyle::V0_4_9Xs,
+        find_multipaths: FindMultipaths::On,
+        wwids_file: Some(dir.path().join("wwids")),
+        missing_map_delay: Duration::ZERO,
+        ..DaemonConfig::default()
+    }
+}
+
+fn list_wwid(dir: &tempfile::TempDir, wwid: &str) {
+    std::fs::write(dir.path().join("wwids"), format!("/{wwid}/\n")).unwrap();
+}
+
+fn send_raw(sim: &MultipathdSim, command: &str) -> String {
+    raw_exchange(sim, &client::encode_request(command)).unwrap()
+}
+
+#[test]
+fn dom0_builds_no_map_for_two_paths_of_an_unlisted_wwid() {
+    // XenServer's should_multipath patch: two paths with one WWID are not enough.
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _) = seed_sim(dom0_config(&dir));
+    assert_eq!(
+        send_raw(&sim, "show maps"),
+        "",
+        "an empty listing is an empty reply"
+    );
+    assert_eq!(
+        send_raw(&sim, "show paths raw format \"%d %m %T\""),
+        "sda [orphan] undef\nsdb [orphan] undef\n"
+    );
+    // `add path` of an unlisted WWID: ok, and still no map.
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    assert!(client(&sim).list_maps().unwrap().is_empty());
+}
+
+#[test]
+fn dom0_add_path_builds_the_map_of_a_listed_wwid_with_all_its_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _) = seed_sim(dom0_config(&dir));
+    list_wwid(&dir, SEED_WWID);
+    // Listing the WWID alone changes nothing: the daemon reads the file on a path event.
+    assert_eq!(send_raw(&sim, "show maps"), "");
+    assert_eq!(send_raw(&sim, "add path sdb"), "ok\n");
+    let mut daemon = client(&sim);
+    let topology = daemon.topology().unwrap();
+    assert_eq!(topology.maps.len(), 1);
+    assert_eq!(topology.maps[0].wwid, SEED_WWID);
+    assert_eq!(topology.maps[0].paths().count(), 2, "sda adopted too");
+    // A path already in a map: ok at once, nothing changes.
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    assert_eq!(daemon.topology().unwrap(), topology);
+    // /dev/ is stripped; a disk the kernel lacks fails; a blacklisted one says so.
+    assert_eq!(send_raw(&sim, "add path /dev/sda"), "ok\n");
+    assert_eq!(send_raw(&sim, "add path sdz"), "fail\n");
+}
+
+#[test]
+fn dom0_add_path_answers_blacklisted_for_a_blacklisted_name_or_wwid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _) = seed_sim(DaemonConfig {
+        blacklist_devnodes: vec!["sdb".into()],
+        ..dom0_config(&dir)
+    });
+    assert_eq!(send_raw(&sim, "add path sdb"), "blacklisted\n");
+    let (sim, _) = seed_sim(DaemonConfig {
+        blacklist_wwids: [SEED_WWID.to_string()].into(),
+        ..dom0_config(&dir)
+    });
+    assert_eq!(send_raw(&sim, "add path sda"), "blacklisted\n");
+}
+
+#[test]
+fn dom0_add_map_only_adopts_and_answers_ok_after_the_dm_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let delay = Duration::from_millis(300);
+    let (sim, _) = seed_sim(DaemonConfig {
+        missing_map_delay: delay,
+        ..dom0_config(&dir)
+    });
+    list_wwid(&dir, SEED_WWID);
+    // No table: `ok`, after dm_mapname's retries, and nothing is built.
+    let started = std::time::Instant::now();
+    assert_eq!(send_raw(&sim, &format!("add map {SEED_WWID}")), "ok\n");
+    assert!(started.elapsed() >= delay);
+    assert!(
+        client(&sim).list_maps().unwrap().is_empty(),
+        "add map builds nothing"
+    );
+    // A client that waits less than the daemon does gets no answer.
+    let impatient = Config {
+        reply_timeout: delay / 3,
+        attempts: 1,
+        ..Config::for_socket(sim.socket_name())
+    };
+    let err = Multipathd::connect(&impatient)
+        .unwrap()
+        .send(&format!("add map {SEED_WWID}"))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // A map the daemon has: ok at once. A blacklisted WWID: `blacklisted`.
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    assert_eq!(send_raw(&sim, &format!("add map {SEED_WWID}")), "ok\n");
+    let (sim, _) = seed_sim(DaemonConfig {
+        blacklist_wwids: ["3600blacklisted".to_string()].into(),
+        ..dom0_config(&dir)
+    });
+    assert_eq!(send_raw(&sim, "add map 3600blacklisted"), "blacklisted\n");
+}
+
+#[test]
+fn dom0_remove_map_fails_at_once_when_open_and_after_the_dm_wait_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let delay = Duration::from_millis(200);
+    let (sim, _) = seed_sim(DaemonConfig {
+        missing_map_delay: delay,
+        ..dom0_config(&dir)
+    });
+    list_wwid(&dir, SEED_WWID);
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    sim.with(|w| assert!(w.daemon.set_open(SEED_WWID, true)));
+    // Open: a bare fail (no reason on 0.4.9), the map kept.
+    assert_eq!(send_raw(&sim, &format!("remove map {SEED_WWID}")), "fail\n");
+    let mut daemon = client(&sim);
+    assert!(matches!(
+        daemon.remove_map(SEED_WWID),
+        Err(Error::Failed { .. })
+    ));
+    assert_eq!(daemon.list_maps().unwrap().len(), 1, "nothing changed");
+    // Closed: ok, the map gone, the WWID still listed.
+    sim.with(|w| w.daemon.set_open(SEED_WWID, false));
+    assert_eq!(send_raw(&sim, &format!("del map {SEED_WWID}")), "ok\n");
+    assert!(daemon.list_maps().unwrap().is_empty());
+    let wwids = std::fs::read_to_string(dir.path().join("wwids")).unwrap();
+    assert!(wwids.contains(&format!("/{SEED_WWID}/")));
+    // Missing: fail, after the wait. `dm-N` is no dm name: the same.
+    let started = std::time::Instant::now();
+    assert_eq!(send_raw(&sim, &format!("remove map {SEED_WWID}")), "fail\n");
+    assert!(started.elapsed() >= delay);
+    assert_eq!(send_raw(&sim, "add path sda"), "ok\n");
+    assert_eq!(send_raw(&sim, "remove map dm-0"), "fail\n");
+    assert_eq!(daemon.list_maps().unwrap().len(), 1);
+}
+
+#[test]
+fn dom0_answers_the_help_text_without_fail_to_what_it_cannot_run() {
+    let (sim, _) = seed_sim(DaemonConfig {
+        style: ReplyStyle::V0_4_9Xs,
+        ..DaemonConfig::default()
+    });
+    let help = send_raw(&sim, "show frobs");
+    assert!(help.starts_with(
+        "multipath-tools v0.4.9 (05/21, 2010)\nCLI commands reference:\n list|show paths\n"
+    ));
+    // The table has no `show map X format`, `show path X`, `del maps`, `show config local`.
+    for cmd in [
+        &format!("show map {SEED_WWID} raw format \"%n %N\""),
+        &format!("show map {SEED_WWID} format \"%n\""),
+        "show path sda",
+        "del maps",
+        "show config local",
+        "frob maps",
+        "sh maps",
+        "show map",
+        "show maps maps",
+        "",
+        "   ",
+    ] {
+        assert_eq!(send_raw(&sim, cmd), help, "{cmd:?}");
+    }
+    assert!(matches!(
+        client(&sim).send(&format!("show map {SEED_WWID} raw format \"%n\"")),
+        Err(Error::UnknownCommand { .. })
+    ));
+    // Keywords in table order with their aliases and parameters, whatever the command's
+    // order; the same set of words in another order is the same command.
+    for line in [
+        " list|show maps|multipaths raw format $format\n",
+        " list|show map|multipath $map json\n",
+        " remove|del map|multipath $map\n",
+        " switch|switchgroup map|multipath $map group $group\n",
+        " map|multipath $map getprstatus\n",
+        " map|multipath $map setprkey key $key\n",
+        " forcequeueing daemon\n",
+    ] {
+        assert!(help.contains(line), "{line:?} in\n{help}");
+    }
+    assert!(!help.contains("local") && !help.contains("marginal"));
+    assert_eq!(help.lines().count(), 2 + 48);
+    assert!(send_raw(&sim, "json maps show").starts_with("{\n   \"major_version\": 0,"));
+    // Quoted words keep their spaces; a quote is a word of its own.
+    assert_eq!(
+        send_raw(&sim, "show maps raw format \"%n  %N\""),
+        format!("{SEED_WWID}  2\n")
+    );
+}
+
+#[test]
+fn dom0_small_replies() {
+    let (sim, _) = seed_sim(DaemonConfig {
+        style: ReplyStyle::V0_4_9Xs,
+        peers: PeerPolicy::AllUnprivileged,
+        ..DaemonConfig::default()
+    });
+    assert_eq!(send_raw(&sim, "show daemon"), "pid 4242 running\n");
+    assert_eq!(
+        send_raw(&sim, "reconfigure"),
+        "permission deny: need to be root"
+    );
+    // Checked on the raw text: an abbreviated `show` is refused too.
+    assert_eq!(
+        send_raw(&sim, "sho maps"),
+        "permission deny: need to be root"
+    );
+    assert!(send_raw(&sim, "list maps").starts_with("name"));
+    // A zero-length request is logged and skipped; the connection stays.
+    let name = sim.socket_name().strip_prefix('@').unwrap();
+    let mut stream =
+        UnixStream::connect_addr(&SocketAddr::from_abstract_name(name).unwrap()).unwrap();
+    stream.write_all(&0usize.to_ne_bytes()).unwrap();
+    stream
+        .write_all(&client::encode_request("show daemon"))
+        .unwrap();
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).unwrap();
+    let mut body = vec![0u8; usize::from_ne_bytes(header)];
+    stream.read_exact(&mut body).unwrap();
+    assert_eq!(body, b"pid 4242 running\n\0");
+}
+
+#[test]
+fn dom0_wildcards_and_padding() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _) = seed_sim(dom0_config(&dir));
+    list_wwid(&dir, SEED_WWID);
+    send_raw(&sim, "add path sda");
+    // %L, %M, %I, %G, %g are unknown: nothing, not even padding.
+    assert_eq!(
+        send_raw(&sim, "show paths raw format \"%d|%L|%M|%I|%G|%g|%P|%s|\""),
+        "sda||||||scsi:sas|Intel   ,Multi-Flex      |\n\
+         sdb||||||scsi:sas|Intel   ,Multi-Flex      |\n"
+    );
+    assert_eq!(
+        send_raw(&sim, "show maps raw format \"%n|%s|%v|%p|%e|%G|%g|%Q|%F\""),
+        format!(
+            "{SEED_WWID}|Intel   ,Multi-Flex      |Intel   |Multi-Flex      |0308|||on|immediate\n"
+        )
+    );
+    let wildcards = send_raw(&sim, "show wildcards");
+    assert!(wildcards.ends_with("%0  failures\n%P  protocol\n\npathgroup format wildcards:\n%s  selector\n%p  pri\n%t  dm_st\n"));
+    for gone in ["%L", "%M", "%I", "%G", "%g"] {
+        assert!(!wildcards.contains(gone), "{gone}");
+    }
+    // The topology's header carries the padded vendor and product.
+    let topology = send_raw(&sim, "show topology");
+    assert_eq!(
+        topology.lines().next(),
+        Some(format!("create: {SEED_WWID} dm-0 Intel   ,Multi-Flex      ").as_str())
+    );
+}
+
+#[test]
+fn dom0_json_has_no_marginal_state_or_lun_hex_yet_says_0_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, _) = seed_sim(dom0_config(&dir));
+    list_wwid(&dir, SEED_WWID);
+    send_raw(&sim, "add path sda");
+    let json = send_raw(&sim, "show maps json");
+    assert!(json.starts_with("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": [{\n      \"name\" : \""));
+    assert!(!json.contains("marginal_st") && !json.contains("lun_hex"));
+    assert!(json.contains(
+        "\"dm_st\" : \"active\",\n         \"group\" : 1,\n         \"paths\": [{\n            \"dev\" : \"sda\","
+    ));
+    // Each path ends with host_adapter.
+    for block in json.split("\"host_adapter\" : ").skip(1) {
+        let rest = block.split_once('\n').unwrap().1;
+        assert!(rest.starts_with("         }"), "{json}");
+    }
+    let maps = parse_maps_json(&json).unwrap();
+    assert_eq!(maps.maps.len(), 1);
+    let one = send_raw(&sim, &format!("show map {SEED_WWID} json"));
+    assert!(one.starts_with("{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"map\":{"));
+    assert_eq!(parse_map_json(&one).unwrap().wwid, SEED_WWID);
+    assert_eq!(send_raw(&sim, "show map 3600nosuch json"), "fail\n");
+    // With no map: the frame with no maps, not `ok`.
+    send_raw(&sim, &format!("del map {SEED_WWID}"));
+    assert_eq!(
+        send_raw(&sim, "show maps json"),
+        "{\n   \"major_version\": 0,\n   \"minor_version\": 1,\n   \"maps\": []\n}\n"
     );
 }

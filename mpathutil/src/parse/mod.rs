@@ -9,7 +9,7 @@ mod kernel;
 mod table;
 mod topology;
 
-pub use json::{parse_map_json, parse_maps_json};
+pub use json::{Document as JsonReply, parse_map_json, parse_maps_json};
 pub use kernel::{KernelGroup, KernelPath, KernelStatus, parse_kernel_status};
 pub use table::{Table, parse_table};
 pub use topology::parse_topology;
@@ -69,32 +69,6 @@ pub(crate) fn excerpt(text: &str) -> String {
     out
 }
 
-/// The lines of a text, as `str::lines` gives them (a `\r` before a newline is dropped),
-/// their ends found sixteen bytes at a time: replies are thousands of short lines, where
-/// the per-line cost of `str::lines` (or of a `memchr` per line) shows.
-pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut start = 0;
-    let mut ends = crate::scan::Positions::new(text.as_bytes(), b'\n');
-    std::iter::from_fn(move || {
-        // A newline is ASCII, so the cuts are on character boundaries.
-        let line = match ends.next() {
-            Some(end) => {
-                let line = text.get(start..end)?;
-                start = end + 1;
-                line.strip_suffix('\r').unwrap_or(line)
-            }
-            // The last line, without a newline: a `\r` there ends no line and stays.
-            None if start < text.len() => {
-                let line = text.get(start..)?;
-                start = text.len();
-                line
-            }
-            None => return None,
-        };
-        Some(line)
-    })
-}
-
 /// Removes ANSI escape sequences (`ESC [ … letter`): multipathd bolds map names on a tty.
 pub(crate) fn strip_ansi(line: &str) -> std::borrow::Cow<'_, str> {
     if memchr::memchr(0x1b, line.as_bytes()).is_none() {
@@ -139,21 +113,4 @@ pub(crate) const FEW: usize = 2;
 pub(crate) fn is_empty_listing(text: &str) -> bool {
     let t = text.trim();
     t.is_empty() || t == "ok"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        // Lines of every length around the sixteen-byte blocks, CRLF or not, with and
-        // without a last newline: the same as the standard library's.
-        #[test]
-        fn lines_are_str_lines(text in "[ab\r\n\u{e9}]{0,80}") {
-            let ours: Vec<&str> = lines(&text).collect();
-            let std: Vec<&str> = text.lines().collect();
-            prop_assert_eq!(ours, std);
-        }
-    }
 }

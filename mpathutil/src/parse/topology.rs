@@ -18,7 +18,6 @@ use crate::model::{
     CheckerState, CompactString, DevState, GroupState, Hcil, Map, Path, PathDmState, PathGroup,
     Topology, WriteProt,
 };
-use crate::scan;
 use std::borrow::Cow;
 
 const SOURCE: &str = "topology";
@@ -34,7 +33,7 @@ pub fn parse_topology(text: &str) -> Result<Topology, ParseError> {
     topology.maps.reserve(text.len() / 256);
     // multipathd colours names only on a terminal: look for escapes once, not per line.
     let coloured = memchr::memchr(0x1b, text.as_bytes()).is_some();
-    for (index, raw) in super::lines(text).enumerate() {
+    for (index, raw) in text.lines().enumerate() {
         let number = index + 1;
         let line = if coloured {
             strip_ansi(raw)
@@ -370,13 +369,8 @@ fn key_values(text: &str) -> impl Iterator<Item = Option<(&str, &str)>> {
 /// The first word and the rest, both without leading whitespace (ASCII: the vocabulary is).
 fn split_word(text: &str) -> (&str, &str) {
     let text = text.trim_ascii_start();
-    // Whitespace is ASCII, so the cuts are on character boundaries.
-    match scan::whitespace(text.as_bytes()).and_then(|at| text.split_at_checked(at)) {
-        Some((word, rest)) => {
-            // Columns are padded with spaces: skip those a block at a time.
-            let spaces = scan::leading_spaces(rest.as_bytes());
-            (word, rest.get(spaces..).unwrap_or(rest).trim_ascii_start())
-        }
+    match text.split_once(|c: char| c.is_ascii_whitespace()) {
+        Some((word, rest)) => (word, rest.trim_ascii_start()),
         None => (text, ""),
     }
 }

@@ -6,6 +6,12 @@
 //! record of "this LUN is in use on this host": we list a WWID before asking for its map and
 //! unlist it before removing the map.
 //!
+//! On the dom0's multipathd (0.4.9-xs) `find_multipaths yes` with XenServer's
+//! `restrict_should_multipath_success_conditions.patch` gives the same: a map is built on a
+//! path event only for a listed WWID. Its tools also bump `/run/multipathd/timestamp`
+//! after each change (`update_timestamp`), which RHEL 7's udev rule caches its "is this a
+//! multipath path" verdict against; so do we. 0.9.x has no such file.
+//!
 //! The format and locking are multipath-tools' (`libmultipath/wwids.c`): a header of `#`
 //! comments, then one `/<wwid>/` line per WWID; writers hold an fcntl write lock on the whole
 //! file. `multipath -w` only turns a line into a comment (`#wwid/`); we drop the line
@@ -18,6 +24,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 pub const WWIDS_PATH: &str = "/etc/multipath/wwids";
+/// Written by multipath-tools 0.4.9 when the wwids file changes; only if it exists.
+pub const TIMESTAMP_PATH: &str = "/run/multipathd/timestamp";
 
 /// multipath-tools' header, written when the file is new.
 const HEADER: &str = "# Multipath wwids, Version : 1.0\n\
@@ -30,12 +38,14 @@ const HEADER: &str = "# Multipath wwids, Version : 1.0\n\
 #[derive(Debug, Clone)]
 pub struct WwidsFile {
     path: PathBuf,
+    timestamp: PathBuf,
 }
 
 impl WwidsFile {
     pub fn new(root: &HostRoot) -> Self {
         Self {
             path: root.path(WWIDS_PATH),
+            timestamp: root.path(TIMESTAMP_PATH),
         }
     }
 
@@ -114,7 +124,30 @@ impl WwidsFile {
             }
         };
         let _ = fcntl_lock(&file, FlockOperation::Unlock);
+        if result {
+            self.bump_timestamp();
+        }
         Ok(result)
+    }
+
+    /// `DM_MULTIPATH_TIMESTAMP=<seconds>` into the timestamp file, as `update_timestamp(0)`
+    /// does: only where the daemon made one. A failure costs udev a stale cached verdict,
+    /// not our change, so it is logged and not returned.
+    fn bump_timestamp(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let written = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&self.timestamp)
+            .and_then(|mut f| f.write_all(format!("DM_MULTIPATH_TIMESTAMP={now}\n").as_bytes()));
+        match written {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!("cannot bump {}: {e}", self.timestamp.display());
+            }
+            _ => {}
+        }
     }
 }
 
@@ -161,5 +194,31 @@ mod tests {
         // A line multipath -w commented out is not listed.
         fs::write(wwids.path(), format!("{HEADER}#3600c/\n/3600b/\n")).unwrap();
         assert!(!wwids.contains("3600c").unwrap());
+    }
+
+    #[test]
+    fn a_change_bumps_the_timestamp_only_where_the_daemon_keeps_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let wwids = WwidsFile::new(&root);
+        wwids.add("3600a").unwrap();
+        let stamp = root.path(TIMESTAMP_PATH);
+        assert!(!stamp.exists(), "0.9.x has no timestamp file: none is made");
+        fs::create_dir_all(stamp.parent().unwrap()).unwrap();
+        fs::write(&stamp, "DM_MULTIPATH_TIMESTAMP=1\n").unwrap();
+        assert!(!wwids.add("3600a").unwrap());
+        assert_eq!(
+            fs::read_to_string(&stamp).unwrap(),
+            "DM_MULTIPATH_TIMESTAMP=1\n",
+            "no change, no bump"
+        );
+        wwids.remove("3600a").unwrap();
+        let text = fs::read_to_string(&stamp).unwrap();
+        let secs: u64 = text
+            .strip_prefix("DM_MULTIPATH_TIMESTAMP=")
+            .and_then(|t| t.strip_suffix('\n'))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("{text:?}"));
+        assert!(secs > 1_600_000_000, "{text:?}");
     }
 }

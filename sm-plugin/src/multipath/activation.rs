@@ -1,29 +1,36 @@
 //! Lazy activation: a device-mapper map exists only for a LUN in use on this host.
 //!
-//! # Why this mechanism works on stock multipath-tools 0.9
+//! # The mechanism, on both daemons we serve
 //!
-//! XenServer gets lazy maps from a patched multipathd that never adds WWIDs by itself
-//! (`sm-facts.md` §4.6). On stock multipath-tools we get the same from three stock
-//! behaviours (read in multipath-tools 0.9.4–0.9.8):
+//! A dom0 runs XenServer's multipathd 0.4.9-xs with stock sm's multipath.conf; Debian and
+//! others run multipath-tools 0.9. Both build a map only for a WWID listed in
+//! `/etc/multipath/wwids`, for different reasons: 0.4.9-xs because `find_multipaths yes`
+//! carries XenServer's `restrict_should_multipath_success_conditions.patch`, 0.9 because of
+//! `find_multipaths strict` in our drop-in (0.4.9 ignores that word). So the wwids file is
+//! the durable "in use" mark: a restart flushes every unopened map it does not list.
 //!
-//! 1. `find_multipaths strict` (our multipath.conf drop-in): multipathd assembles a map on
-//!    a path event, at start and on `reconfigure` only for a WWID listed in
-//!    `/etc/multipath/wwids` (`should_multipath`). An unused LUN's paths stay plain disks.
-//! 2. `multipathd add map <wwid>` builds the map from the paths it monitors whatever
-//!    `find_multipaths` says (`cli_add_map` → `coalesce_paths` with a reference WWID skips
-//!    `should_multipath`), and records the WWID in the wwids file when it creates the map.
-//! 3. `multipathd remove map <wwid>` flushes a map only if nothing holds it open, answering
-//!    `map or partition in use` (0.9.8+; a bare `fail` before) otherwise.
+//! To build a map we list the WWID, then send `add path <sdX>` for the LUN's paths:
+//! both daemons then run the path through `should_multipath`, which now says yes, and
+//! build the map, adopting the other paths (0.4.9 `cli_add_path` → `ev_add_path`; 0.9.4 the
+//! same for a path it already monitors). `add map <wwid>` is not enough: on 0.4.9 it only
+//! adopts a table that already exists and answers `ok` having built nothing (after about
+//! 4.8 s); it stays as a last resort for 0.9 configurations where a path event would not
+//! build the map. An `ok` proves nothing, so every step is followed by a look at the map
+//! (`show map X json`). Removing: `remove map` flushes a map only if nothing holds it
+//! open (0.9.8+ say `map or partition in use`, older ones a bare `fail`).
 //!
-//! A restart or `reconfigure` flushes every unopened map whose WWID is not listed
-//! (`coalesce_maps`), so the wwids file is the durable "in use" mark. Hence the order:
+//! We ask multipathd over its socket rather than run `multipath` as stock does, so stock's
+//! `devicemapper` fairlock (which serialises stock's own `multipath` runs) is not ours to
+//! take: multipathd serialises what it is asked under its own lock.
 //!
-//! - attach: record → list the WWID → `add map` → wait for `/dev/mapper/<id>` → link
-//!   `/dev/disk/mpInuse/<id>` → record "attached". Each step is idempotent; a call killed
-//!   anywhere is finished by the next attach, or undone by the next detach.
-//! - detach: unlink → unlist the WWID → `remove map`; if the map is open, relist and relink
-//!   and refuse with VDIInUse: nothing changed. Unlisting before removing means no path
-//!   event in between can bring the map back; the record goes last.
+//! - attach: record → list the WWID → `add path` → see the map → wait for
+//!   `/dev/mapper/<id>` → link `/dev/disk/mpInuse/<id>` → record "attached". Each step is
+//!   idempotent; a call killed anywhere is finished by the next attach, or undone by the
+//!   next detach.
+//! - detach: see the map → unlink → unlist the WWID → `remove map` (only if there is one:
+//!   0.4.9 takes 4.8 s to fail on a missing map); if the map is open, relist and relink and
+//!   refuse with VDIInUse: nothing changed. Unlisting before removing means no path event
+//!   in between can bring the map back; the record goes last.
 //!
 //! We never run `reconfigure` (it recreates every map and forgets failed paths, CA-136041)
 //! and never touch a map that is open. All steps for one LUN hold its lock.
@@ -33,6 +40,7 @@ use crate::host::command::Program;
 use crate::host::devfs;
 use crate::host::inuse::{Record, Registry, Stage};
 use crate::host::lock;
+use crate::host::sysfs;
 use crate::host::wwids::WwidsFile;
 use mpathutil::client::{Config, Error as MpError, Multipathd};
 use mpathutil::highwater::Ledger;
@@ -47,6 +55,9 @@ const NODE_WAIT: Duration = Duration::from_secs(30);
 const PATHS_WAIT: Duration = Duration::from_secs(10);
 /// How long to wait for multipathd to answer at all.
 const DAEMON_WAIT: Duration = Duration::from_secs(30);
+/// `add map` of a WWID with no table takes 0.4.9 about 4.8 s to answer `ok`; a client
+/// waiting its usual 4.1 s would send it again twice.
+const ADD_MAP_WAIT: Duration = Duration::from_secs(15);
 
 /// What the driver needs of the host to (de)activate LUNs.
 #[derive(Debug, Clone)]
@@ -232,38 +243,19 @@ impl Activator {
         self.wwids()
             .add(scsiid)
             .map_err(|e| io_error(&format!("listing {scsiid} in the wwids file"), e))?;
-        let deadline = Instant::now() + PATHS_WAIT;
-        loop {
-            match daemon.add_map(scsiid) {
-                Ok(()) => break,
-                Err(MpError::Blacklisted { .. }) => {
-                    tracing::warn!(
-                        "LUN {scsiid} is blacklisted in multipath.conf: using it without multipathing"
-                    );
-                    let _ = self.wwids().remove(scsiid);
-                    return Ok(false);
-                }
-                // The paths of a LUN just found may not have reached multipathd yet.
-                Err(MpError::Failed { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => {
-                    return Err(SrError::with(
-                        Code::MultipathGenericFailure,
-                        format!(
-                            "LUN {scsiid}: multipathd could not make a map ({e}); check that \
-                             the LUN's paths are visible (mpathutil paths) and not blacklisted"
-                        ),
-                    ));
-                }
-            }
+        if !self.build_map(&mut daemon, scsiid)? {
+            tracing::warn!(
+                "LUN {scsiid} is blacklisted in multipath.conf: using it without multipathing"
+            );
+            let _ = self.wwids().remove(scsiid);
+            return Ok(false);
         }
         let node = devfs::mapper_device(scsiid);
         if !devfs::wait_for(&self.root, &node, NODE_WAIT) {
             return Err(SrError::with(
                 Code::MultipathMapperPathMissing,
                 format!(
-                    "LUN {scsiid}: multipathd made the map but {node} did not appear within {} s \
+                    "LUN {scsiid}: multipathd has the map but {node} did not appear within {} s \
                      (is udev running?)",
                     NODE_WAIT.as_secs()
                 ),
@@ -272,6 +264,73 @@ impl Activator {
         devfs::link_inuse(&self.root, scsiid)
             .map_err(|e| io_error(&format!("linking {}", devfs::inuse_device(scsiid)), e))?;
         Ok(true)
+    }
+
+    /// Has multipathd build the LUN's map (see the module doc) and checks that it did.
+    /// `Ok(false)` when multipathd says the LUN is blacklisted.
+    fn build_map(&self, daemon: &mut Multipathd, scsiid: &str) -> Result<bool, SrError> {
+        let exists = |daemon: &mut Multipathd| {
+            daemon
+                .map_snapshot(scsiid)
+                .map(|m| m.is_some())
+                .map_err(|e| mp_error(scsiid, &e))
+        };
+        if exists(daemon)? {
+            return Ok(true);
+        }
+        // What each request answered, for an error that says what was tried.
+        let mut answers: Vec<String> = Vec::new();
+        let mut devices: Vec<String>;
+        let deadline = Instant::now() + PATHS_WAIT;
+        loop {
+            devices = sysfs::scsi_disks(&self.root)
+                .into_iter()
+                .filter(|d| d.scsiid.as_deref() == Some(scsiid))
+                .map(|d| d.name)
+                .collect();
+            let mut blacklisted = 0;
+            for dev in &devices {
+                match daemon.add_path(dev) {
+                    Ok(()) => {}
+                    Err(MpError::Blacklisted { .. }) => blacklisted += 1,
+                    Err(e) if e.is_daemon_down() => return Err(mp_error(scsiid, &e)),
+                    Err(e) => answers.push(e.to_string()),
+                }
+                if exists(daemon)? {
+                    return Ok(true);
+                }
+            }
+            if blacklisted > 0 && blacklisted == devices.len() {
+                return Ok(false);
+            }
+            // The paths of a LUN just found may not have reached the host or multipathd.
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        daemon.set_reply_timeout(ADD_MAP_WAIT);
+        let added = daemon.add_map(scsiid);
+        daemon.set_reply_timeout(self.multipathd.reply_timeout);
+        match added {
+            Ok(()) if exists(daemon)? => return Ok(true),
+            Ok(()) => answers.push(format!("`add map {scsiid}` answered ok and built nothing")),
+            Err(MpError::Blacklisted { .. }) => return Ok(false),
+            Err(e) => answers.push(e.to_string()),
+        }
+        let paths = if devices.is_empty() {
+            "no path to it on this host".to_string()
+        } else {
+            format!("paths {}", devices.join(", "))
+        };
+        Err(SrError::with(
+            Code::MultipathGenericFailure,
+            format!(
+                "LUN {scsiid}: multipathd built no map ({paths}; {}); check `mpathutil paths`, \
+                 the blacklist in multipath.conf, and multipathd's log",
+                answers.join("; ")
+            ),
+        ))
     }
 
     /// Releases a LUN: removes its map unless it is open, then forgets it. Idempotent: a LUN
@@ -289,6 +348,10 @@ impl Activator {
         if ours_multipath {
             // Ask multipathd first: if it cannot answer, nothing has changed yet.
             let mut daemon = self.connect(scsiid)?;
+            let mapped = daemon
+                .map_snapshot(scsiid)
+                .map_err(|e| mp_error(scsiid, &e))?
+                .is_some();
             devfs::unlink_inuse(&self.root, scsiid)
                 .map_err(|e| io_error(&format!("unlinking {}", devfs::inuse_device(scsiid)), e))?;
             if let Err(e) = wwids.remove(scsiid) {
@@ -298,7 +361,12 @@ impl Activator {
                     e,
                 ));
             }
-            let open = match daemon.remove_map(scsiid) {
+            let removed = if mapped {
+                daemon.remove_map(scsiid)
+            } else {
+                Ok(())
+            };
+            let open = match removed {
                 Ok(()) | Err(MpError::DeviceNotFound { .. }) => None,
                 Err(MpError::MapInUse { .. }) => Some("multipathd: map or partition in use"),
                 // Before 0.9.8 an open map gets a bare `fail`, as does a missing one.

@@ -14,6 +14,7 @@ use crate::fabric::{
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Which multipath-tools reply conventions to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,14 @@ pub enum ReplyStyle {
     /// 0.9.8 and later: `fail\n` + `timeout`, `permission deny…`, `map or partition in
     /// use`, `device not found`.
     V0_9_8,
+    /// The XCP-ng 8.3 / XenServer 8 dom0's device-mapper-multipath 0.4.9-136.xs8 (the RHEL 7
+    /// line, upstream 67b82ad6 + the RHEL and XenServer series): its own command table (no
+    /// `show map X format`, no `show path X`), the help text with no `fail` line for every
+    /// command it cannot run, bare `fail` for every handler failure, `add map` that only
+    /// adopts a table the kernel already has, `find_multipaths yes` narrowed to the wwids
+    /// file by XenServer's `should_multipath` patch, and its printers (no `%L`/`%M`, SCSI
+    /// vendor and product as sysfs pads them, JSON without `marginal_st` and `lun_hex`).
+    V0_4_9Xs,
 }
 
 impl ReplyStyle {
@@ -31,7 +40,14 @@ impl ReplyStyle {
         match self {
             Self::V0_9_4 => "multipath-tools v0.9.4 (12/19, 2022)\n",
             Self::V0_9_8 => "multipath-tools v0.9.8 (02/15, 2024)\n",
+            // VERSION_CODE 0x000409, DATE_CODE 0x052110: the RHEL series never bumped them.
+            Self::V0_4_9Xs => "multipath-tools v0.4.9 (05/21, 2010)\n",
         }
+    }
+
+    /// The 0.4.9-xs dialect.
+    pub fn is_0_4_9(self) -> bool {
+        self == Self::V0_4_9Xs
     }
 }
 
@@ -40,9 +56,12 @@ impl ReplyStyle {
 pub enum FindMultipaths {
     /// `no`/`off`: every path gets a map.
     Off,
-    /// `yes`/`on`: a WWID in the wwids file, or two paths with the same WWID.
+    /// `yes`/`on`: a WWID in the wwids file, or two paths with the same WWID. On 0.4.9-xs
+    /// only a WWID in the wwids file (XenServer's `restrict_should_multipath_success_conditions`
+    /// patch, CA-136041, drops the two-paths rule).
     On,
-    /// `strict` (the built-in default): only WWIDs in the wwids file.
+    /// `strict` (the built-in default of 0.9): only WWIDs in the wwids file. 0.4.9's parser
+    /// knows only yes/no/1/0 and leaves the value as it was: there this acts as `On`.
     Strict,
 }
 
@@ -73,6 +92,12 @@ pub struct DaemonConfig {
     pub pid: u32,
     /// Seconds between checks (`polling_interval`), shown in the `next_check` bar.
     pub polling_interval: u32,
+    /// 0.4.9-xs only: how long `add map X` / `remove map X` hold the daemon when no
+    /// device-mapper table X exists. `dm_get_minor` then reads 0:0 (`DM_DEVICE_INFO`
+    /// succeeds with `exists = 0`) and `dm_mapname(0, 0)` retries `DM_DEVICE_STATUS`
+    /// 24 times, 200 ms apart, under the daemon's lock: 4.8 s, longer than the 4.1 s a
+    /// 0.9-style client waits for a reply. Tests that do not exercise that wait set it short.
+    pub missing_map_delay: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -88,9 +113,13 @@ impl Default for DaemonConfig {
             peers: PeerPolicy::Credentials,
             pid: 4242,
             polling_interval: 5,
+            missing_map_delay: MISSING_MAP_DELAY_0_4_9,
         }
     }
 }
+
+/// `MAX_WAIT * LOOPS_PER_SEC - 1` tries of 200 ms in 0.4.9's `dm_mapname`.
+pub const MISSING_MAP_DELAY_0_4_9: Duration = Duration::from_millis(4800);
 
 /// The tur checker's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,6 +490,12 @@ impl Daemon {
         self.maps.iter().position(|m| m.alias == name)
     }
 
+    /// The map with this name (0.4.9's `find_mp_by_alias`, and what libdevmapper finds by
+    /// name).
+    pub(crate) fn find_alias(&self, name: &str) -> Option<usize> {
+        self.maps.iter().position(|m| m.alias == name)
+    }
+
     /// The monitored path with this kernel name or `major:minor`.
     pub(crate) fn find_path(&self, fabric: &Fabric, name: &str) -> Option<DeviceId> {
         let name = name.strip_prefix("/dev/").unwrap_or(name);
@@ -657,6 +692,8 @@ impl Daemon {
         match self.config.find_multipaths {
             FindMultipaths::Off => true,
             FindMultipaths::Strict => self.known_wwids().contains(wwid),
+            // XenServer's patch: the wwids file is a white list.
+            FindMultipaths::On if self.config.style.is_0_4_9() => self.known_wwids().contains(wwid),
             FindMultipaths::On => {
                 self.known_wwids().contains(wwid) || self.members(wwid).len() >= 2
             }

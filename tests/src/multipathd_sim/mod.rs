@@ -3,14 +3,17 @@
 //! `MULTIPATH_SOCKET_NAME`.
 //!
 //! Frames, command language, replies and printers are multipath-tools 0.9's (0.9.4 or
-//! 0.9.8+ reply conventions, see [`ReplyStyle`]); the daemon's state follows the fabric
+//! 0.9.8+ reply conventions) or the dom0's 0.4.9-136.xs8 (its own command table, replies and
+//! printers), see [`ReplyStyle`]; the daemon's state follows the fabric
 //! (see [`daemon`]). Faults can be injected: `timeout` answers, stalled replies, raw bytes.
 
 mod cli;
 pub mod daemon;
 pub mod print;
 
-pub use daemon::{Daemon, DaemonConfig, FindMultipaths, PeerPolicy, ReplyStyle};
+pub use daemon::{
+    Daemon, DaemonConfig, FindMultipaths, MISSING_MAP_DELAY_0_4_9, PeerPolicy, ReplyStyle,
+};
 
 use crate::fabric::Fabric;
 use std::io::{self, Read, Write};
@@ -242,6 +245,10 @@ fn serve(mut stream: UnixStream, shared: &Shared) {
             _ => return,
         }
         let len = usize::from_ne_bytes(header);
+        if len == 0 && lock(&shared.world).daemon.config.style.is_0_4_9() {
+            // 0.4.9 logs a null request and keeps the client, answering nothing.
+            continue;
+        }
         if len == 0 || len > MAX_CMD_LEN {
             // multipathd drops such a client without a word.
             return;

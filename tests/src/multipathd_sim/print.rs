@@ -1,5 +1,6 @@
-//! multipathd's printers, byte for byte (multipath-tools 0.9, `libmultipath/print.c`):
-//! the `%` wildcard engine with its padding rules, the topology, the JSON, the small reports.
+//! multipathd's printers, byte for byte (multipath-tools 0.9, `libmultipath/print.c`; and
+//! the dom0's 0.4.9-xs where its `print.c` differs, see [`Printer::new`]): the `%` wildcard
+//! engine with its padding rules, the topology, the JSON, the small reports.
 //!
 //! Padding: in tables every field is padded to its column's width (the widest value or
 //! title, over every map or every path); in topologies the path fields are padded to the
@@ -77,6 +78,15 @@ const GROUP_WILDCARDS: &[(char, &str)] = &[
     ('t', "dm_st"),
     ('M', "marginal_st"),
 ];
+
+/// Wildcards 0.9 added, which 0.4.9 does not know (its printers skip them: they print
+/// nothing and take no padding).
+const MAP_WILDCARDS_NOT_0_4_9: &[char] = &['G', 'g'];
+const PATH_WILDCARDS_NOT_0_4_9: &[char] = &['M', 'G', 'g', 'I', 'L'];
+const GROUP_WILDCARDS_NOT_0_4_9: &[char] = &['M'];
+
+/// 0.4.9 prints every field into a `MAX_FIELD_LEN` (64) buffer: longer values are cut.
+const MAX_FIELD_LEN_0_4_9: usize = 63;
 
 const PATH_INDENT: &str = "%i %d %D %t %T %o";
 const MAP_PROPS: &str = "size=%S features='%f' hwhandler='%h' wp=%r";
@@ -287,6 +297,13 @@ impl PathCells {
 /// each path's and map's state worked out once per request.
 pub struct Printer<'a> {
     daemon: &'a Daemon,
+    /// The 0.4.9-xs printers: no `%G %g` (maps), `%M %G %g %I %L` (paths), `%M` (groups);
+    /// values cut at 63 bytes; SCSI vendor, product and revision as sysfs pads them (8, 16
+    /// and 4 columns: 0.4.9 keeps the attribute as read); `%s` of a map without paths empty;
+    /// `%Q` of a map with queueing retries `N chk` until its last path fails, then the
+    /// seconds left (`retry_tick`); `%T` of a pending check `undef`; `%C` of a path that
+    /// keeps passing its checks counts to `max_checkint` (4 × polling_interval).
+    v0_4_9: bool,
     /// Indexed by device id: every monitored path.
     paths: Vec<Option<PathInfo<'a>>>,
     maps: Vec<MapInfo<'a>>,
@@ -349,6 +366,7 @@ impl<'a> Printer<'a> {
             daemon,
             paths,
             maps,
+            v0_4_9: daemon.config.style.is_0_4_9(),
         }
     }
 
@@ -358,6 +376,52 @@ impl<'a> Printer<'a> {
 
     /// Writes a map wildcard's value; false for a wildcard multipathd does not know.
     fn map_field(&self, out: &mut String, index: usize, w: char) -> bool {
+        if !self.v0_4_9 {
+            return self.map_field_0_9(out, index, w);
+        }
+        if MAP_WILDCARDS_NOT_0_4_9.contains(&w) {
+            return false;
+        }
+        let start = out.len();
+        let map = self.map(index);
+        let info = &self.maps[index];
+        let array = info.first.map(|f| f.array);
+        let known = match w {
+            's' => {
+                if let Some(a) = array {
+                    let _ = write!(out, "{:<8.8},{:<16.16}", a.vendor, a.product);
+                }
+                true
+            }
+            'v' => push(
+                out,
+                array.map_or("##".into(), |a| format!("{:<8.8}", a.vendor)),
+            )
+            .is_ok(),
+            'p' => push(
+                out,
+                array.map_or("##".into(), |a| format!("{:<16.16}", a.product)),
+            )
+            .is_ok(),
+            'e' => push(
+                out,
+                array.map_or("##".into(), |a| format!("{:<4.4}", a.revision)),
+            )
+            .is_ok(),
+            'Q' => match map.policy.no_path_retry {
+                NoPathRetry::Retries(n) if info.usable == 0 => {
+                    write!(out, "{} sec", n * self.daemon.config.polling_interval).is_ok()
+                }
+                NoPathRetry::Retries(n) => write!(out, "{n} chk").is_ok(),
+                _ => self.map_field_0_9(out, index, w),
+            },
+            _ => self.map_field_0_9(out, index, w),
+        };
+        cut(out, start);
+        known
+    }
+
+    fn map_field_0_9(&self, out: &mut String, index: usize, w: char) -> bool {
         let map = self.map(index);
         let info = &self.maps[index];
         let array = info.first.map(|f| f.array);
@@ -414,6 +478,38 @@ impl<'a> Printer<'a> {
 
     /// Writes a path wildcard's value; false for a wildcard multipathd does not know.
     pub fn path_field(&self, out: &mut String, id: DeviceId, w: char) -> bool {
+        if !self.v0_4_9 {
+            return self.path_field_0_9(out, id, w);
+        }
+        if PATH_WILDCARDS_NOT_0_4_9.contains(&w) {
+            return false;
+        }
+        let Some(info) = self.paths.get(id.0).and_then(Option::as_ref) else {
+            return false;
+        };
+        let start = out.len();
+        let array = info.facts.array;
+        let known = match w {
+            's' => write!(out, "{:<8.8},{:<16.16}", array.vendor, array.product).is_ok(),
+            'T' if info.map.is_some() && info.checker == Checker::Pending => {
+                push(out, "undef").is_ok()
+            }
+            'C' if info.map.is_some() => {
+                let interval = self.daemon.config.polling_interval;
+                if info.checker.usable() && !info.failed {
+                    progress(out, 1, 4 * interval);
+                } else {
+                    progress(out, 1, interval);
+                }
+                true
+            }
+            _ => self.path_field_0_9(out, id, w),
+        };
+        cut(out, start);
+        known
+    }
+
+    fn path_field_0_9(&self, out: &mut String, id: DeviceId, w: char) -> bool {
         let Some(info) = self.paths.get(id.0).and_then(Option::as_ref) else {
             return false;
         };
@@ -485,6 +581,9 @@ impl<'a> Printer<'a> {
     }
 
     fn group_field(&self, out: &mut String, map: &MapState, index: usize, w: char) -> bool {
+        if self.v0_4_9 && GROUP_WILDCARDS_NOT_0_4_9.contains(&w) {
+            return false;
+        }
         let _ = match w {
             's' => push(out, &map.policy.selector),
             'p' => number(out, self.group_prio(&map.layout[index])),
@@ -664,7 +763,7 @@ impl<'a> Printer<'a> {
         out.push_str("\n      \"path_groups\": [");
         for (g, group) in map.layout.iter().enumerate() {
             out.push('{');
-            for (key, w, quoted) in JSON_GROUP {
+            for (key, w, quoted) in self.json_group() {
                 out.push_str("\n         \"");
                 out.push_str(key);
                 out.push_str("\" : ");
@@ -678,12 +777,13 @@ impl<'a> Printer<'a> {
             );
             for (p, id) in group.iter().enumerate() {
                 out.push('{');
-                for (n, (key, w, quoted)) in JSON_PATH.iter().enumerate() {
+                let keys = self.json_path();
+                for (n, (key, w, quoted)) in keys.iter().enumerate() {
                     out.push_str("\n            \"");
                     out.push_str(key);
                     out.push_str("\" : ");
                     self.json_value(out, *quoted, |o| self.path_field(o, *id, *w));
-                    if n + 1 < JSON_PATH.len() {
+                    if n + 1 < keys.len() {
                         out.push(',');
                     }
                 }
@@ -702,6 +802,25 @@ impl<'a> Printer<'a> {
         }
         out.push_str("]\n");
         out.push_str(if last { "   }" } else { "   }," });
+    }
+
+    /// `PRINT_JSON_GROUP`'s keys: 0.4.9 has no `marginal_st`.
+    fn json_group(&self) -> &'static [(&'static str, char, bool)] {
+        if self.v0_4_9 {
+            &JSON_GROUP[..3]
+        } else {
+            JSON_GROUP
+        }
+    }
+
+    /// `PRINT_JSON_PATH`'s keys: 0.4.9 ends at `host_adapter` (no `lun_hex`, no
+    /// `marginal_st`) though it says the same version, 0.1.
+    fn json_path(&self) -> &'static [(&'static str, char, bool)] {
+        if self.v0_4_9 {
+            &JSON_PATH[..12]
+        } else {
+            JSON_PATH
+        }
     }
 
     /// Writes a value, quoted or not, as multipathd's printf does (no escaping).
@@ -805,21 +924,46 @@ const JSON_PATH: &[(&str, char, bool)] = &[
     ("marginal_st", 'M', true),
 ];
 
-/// `show wildcards`.
-pub fn wildcards() -> String {
-    let mut out = String::from("multipath format wildcards:\n");
-    for (w, t) in MAP_WILDCARDS {
-        let _ = writeln!(out, "%{w}  {t}");
-    }
-    out.push_str("\npath format wildcards:\n");
-    for (w, t) in PATH_WILDCARDS {
-        let _ = writeln!(out, "%{w}  {t}");
-    }
-    out.push_str("\npathgroup format wildcards:\n");
-    for (w, t) in GROUP_WILDCARDS {
-        let _ = writeln!(out, "%{w}  {t}");
+/// `show wildcards`; `v0_4_9` leaves out what 0.4.9 does not know.
+pub fn wildcards(v0_4_9: bool) -> String {
+    let tables = [
+        (
+            "multipath format wildcards:\n",
+            MAP_WILDCARDS,
+            MAP_WILDCARDS_NOT_0_4_9,
+        ),
+        (
+            "\npath format wildcards:\n",
+            PATH_WILDCARDS,
+            PATH_WILDCARDS_NOT_0_4_9,
+        ),
+        (
+            "\npathgroup format wildcards:\n",
+            GROUP_WILDCARDS,
+            GROUP_WILDCARDS_NOT_0_4_9,
+        ),
+    ];
+    let mut out = String::new();
+    for (title, table, not_0_4_9) in tables {
+        out.push_str(title);
+        for (w, t) in table {
+            if !(v0_4_9 && not_0_4_9.contains(w)) {
+                let _ = writeln!(out, "%{w}  {t}");
+            }
+        }
     }
     out
+}
+
+/// Cuts what was written after `start` to 0.4.9's field buffer (on a character boundary).
+fn cut(out: &mut String, start: usize) {
+    let mut end = start + MAX_FIELD_LEN_0_4_9;
+    if out.len() > end {
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
 }
 
 #[cfg(test)]
