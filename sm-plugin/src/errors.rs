@@ -49,6 +49,7 @@ codes! {
     LockErr = 37, "The lock/unlock request failed";
     Unimplemented = 38, "The requested method is not supported/implemented";
     SRScan = 40, "The SR scan failed";
+    SRNoSpace = 44, "There is insufficient space";
     VDIUnavailable = 46, "The VDI is not available";
     SRUnavailable = 47, "The SR is not available";
     ISCSIDevice = 67, "ISCSI device failed to appear";

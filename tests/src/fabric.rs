@@ -18,6 +18,8 @@ pub enum Transport {
     Iscsi,
     /// qemu's virtio-scsi, as in the real-stack VM: no transport identifiers at all.
     Virtio,
+    /// A local RAID controller (`megaraid_sas`): its volumes are the server's own disks.
+    Raid,
 }
 
 impl Transport {
@@ -27,7 +29,7 @@ impl Transport {
             Self::Sas => "scsi:sas",
             Self::Fc => "scsi:fcp",
             Self::Iscsi => "scsi:iscsi",
-            Self::Virtio => "scsi:unspec",
+            Self::Virtio | Self::Raid => "scsi:unspec",
         }
     }
 }
@@ -71,6 +73,9 @@ pub enum Failback {
     Manual,
     Immediate,
     Followover,
+    /// `failback N` (stock sm's multipath.conf sets 10): back to the best group N + 1
+    /// checker ticks after it works again.
+    Deferred(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +274,10 @@ pub struct Fabric {
     rports: BTreeMap<(HostPortId, PortRef), u32>,
     /// Bumped on every change, so observers know to look again.
     generation: u64,
+    /// Arrays that are a server's local RAID volumes, reached only by their controller.
+    local_arrays: BTreeSet<usize>,
+    /// LUNs the array does not present to this host (LUN masking).
+    masked: BTreeSet<LunId>,
 }
 
 impl Fabric {
@@ -280,7 +289,9 @@ impl Fabric {
     pub fn add_host_port(&mut self, transport: Transport) -> HostPortId {
         let n = self.host_ports.len();
         let adapter = match transport {
-            Transport::Sas | Transport::Fc => Some(format!("0000:{:02x}:00.0", 4 + n)),
+            Transport::Sas | Transport::Fc | Transport::Raid => {
+                Some(format!("0000:{:02x}:00.0", 4 + n))
+            }
             Transport::Iscsi => Some(format!("192.0.2.{}", 10 + n)),
             Transport::Virtio => None,
         };
@@ -333,6 +344,20 @@ impl Fabric {
         self.rports.retain(|(h, _), _| *h != hp);
         self.host_ports[hp.0].removed = true;
         self.touch();
+    }
+
+    /// A local RAID controller (a new SCSI host, `megaraid_sas`) with its volumes: an array
+    /// only that controller reaches. Returns the controller's host port and the array.
+    pub fn add_local_raid(&mut self, spec: ArraySpec) -> (HostPortId, ArrayId) {
+        let array = self.add_array(spec);
+        self.local_arrays.insert(array.0);
+        let hp = self.add_host_port(Transport::Raid);
+        self.host_ports[hp.0].reach = Some(PortRef {
+            array: array.0,
+            controller: 0,
+            port: 0,
+        });
+        (hp, array)
     }
 
     /// The initiator ports, by id (removed ones included).
@@ -426,13 +451,16 @@ impl Fabric {
                     let iscsi_port = self.arrays[a].spec.controllers[c].ports[p].portal.is_some();
                     let reaches = match reach {
                         Some(only) => only == port,
-                        None => !iscsi_port,
+                        None => !iscsi_port && !self.local_arrays.contains(&a),
                     };
                     if !reaches || !self.port_reachable(port) {
                         continue;
                     }
                     for l in 0..self.arrays[a].luns.len() {
                         let lun = LunId { array: a, index: l };
+                        if self.masked.contains(&lun) {
+                            continue;
+                        }
                         if let Some(id) = self.attach(hp, port, lun) {
                             found.push(id);
                         }
@@ -542,6 +570,39 @@ impl Fabric {
             }
             self.touch();
         }
+    }
+
+    /// The array stops (or starts again) presenting a LUN to this host, as a change of its
+    /// LUN masking: the host's disks of it go (as after the rescan that notices); a later
+    /// scan finds it again once unmasked.
+    pub fn mask_lun(&mut self, lun: LunId, masked: bool) {
+        if !masked {
+            self.masked.remove(&lun);
+            self.touch();
+            return;
+        }
+        self.masked.insert(lun);
+        let gone: Vec<DeviceId> = self
+            .devices
+            .iter()
+            .filter(|d| d.present && d.lun == lun)
+            .map(|d| d.id)
+            .collect();
+        for id in gone {
+            self.delete_device(id);
+        }
+        self.touch();
+    }
+
+    /// The LUN with this SCSIid.
+    pub fn lun_by_wwid(&self, wwid: &str) -> Option<LunId> {
+        self.arrays.iter().enumerate().find_map(|(a, array)| {
+            array
+                .luns
+                .iter()
+                .position(|l| l.wwid == wwid)
+                .map(|index| LunId { array: a, index })
+        })
     }
 
     /// Every device ever created, in creation order.

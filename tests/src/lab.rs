@@ -296,6 +296,85 @@ impl Lab {
             .map(|(r, _, _)| r)
     }
 
+    /// `xe vdi-introduce uuid=<listed VDI> sr-uuid=… type=user location=<SCSIid>
+    /// sm-config:SCSIid=<SCSIid>`: the administrator claims a LUN the SR lists (unmanaged)
+    /// for VMs. The VDI's ref.
+    pub fn claim(&self, sr: &Ref<Sr>, scsiid: &str) -> Result<String, Failure> {
+        let uuid = self
+            .vdis(sr)
+            .into_iter()
+            .find(|(_, _, loc)| loc == scsiid)
+            .map_or_else(crate::xapi_sim::db::new_uuid, |(_, uuid, _)| uuid);
+        let sm_config: StringMap = [("SCSIid".to_string(), scsiid.to_string())].into();
+        let empty = StringMap::new();
+        let params: Vec<Value> = vec![
+            uuid.into(),
+            "".into(),
+            "".into(),
+            sr.as_str().into(),
+            "user".into(),
+            false.into(),
+            false.into(),
+            (&empty).into(),
+            scsiid.into(),
+            (&empty).into(),
+            (&sm_config).into(),
+            true.into(),
+        ];
+        let vdi = self
+            .block_on(self.session.call("VDI.introduce", params))
+            .map_err(failure)?;
+        vdi.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Failure::new("CLIENT_ERROR", ["VDI.introduce answered no ref"]))
+    }
+
+    /// `xe vdi-create sr-uuid=… name-label=… virtual-size=… type=user [sm-config:SCSIid=…]`:
+    /// claims a LUN of at least that size (the named one, else the smallest free). The VDI.
+    pub fn create_vdi(
+        &self,
+        sr: &Ref<Sr>,
+        name: &str,
+        size: i64,
+        scsiid: Option<&str>,
+    ) -> Result<String, Failure> {
+        let sm_config: StringMap = scsiid
+            .map(|id| ("SCSIid".to_string(), id.to_string()))
+            .into_iter()
+            .collect();
+        let empty = StringMap::new();
+        let record: BTreeMap<String, Value> = [
+            ("name_label", Value::from(name)),
+            ("name_description", Value::from("")),
+            ("SR", Value::from(sr.as_str())),
+            ("virtual_size", Value::from(size.to_string())),
+            ("type", Value::from("user")),
+            ("sharable", Value::from(false)),
+            ("read_only", Value::from(false)),
+            ("other_config", Value::from(&empty)),
+            ("xenstore_data", Value::from(&empty)),
+            ("sm_config", Value::from(&sm_config)),
+            ("tags", Value::Array(Vec::new())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let vdi = self
+            .block_on(self.session.call("VDI.create", vec![Value::Struct(record)]))
+            .map_err(failure)?;
+        vdi.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Failure::new("CLIENT_ERROR", ["VDI.create answered no ref"]))
+    }
+
+    /// Claims every LUN the SR lists (see [`Self::claim`]); the VDIs, by location.
+    pub fn claim_all(&self, sr: &Ref<Sr>) -> Result<Vec<(String, String, String)>, Failure> {
+        for (_, _, scsiid) in self.vdis(sr) {
+            self.claim(sr, &scsiid)?;
+        }
+        Ok(self.vdis(sr))
+    }
+
     /// A VBD plug on a host: `vdi_attach` then `vdi_activate`; the attach answer.
     pub fn attach(&self, i: usize, vdi: &str) -> Result<StringMap, Failure> {
         self.block_on(self.xapi.attach_vdi(&self.hosts[i].host_ref, vdi, true))

@@ -12,7 +12,7 @@ fn plug_attach_pull_push_detach_unplug_with_multipathing() {
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "Seed LUNs", &[]).unwrap();
     // SR.create plugs every PBD; the master scanned the LUNs into VDIs.
-    let vdi = lab.vdi_of(&sr, SEED).expect("a VDI for the seed LUN");
+    let vdi = lab.claim(&sr, SEED).expect("the seed LUN claimed");
     let pbd = lab.pbd_other_config(0, &sr);
     assert_eq!(pbd.get("multipathed").map(String::as_str), Some("true"));
     assert!(!pbd.contains_key(&format!("mpath-{SEED}")));
@@ -54,7 +54,7 @@ fn plug_attach_pull_push_detach_unplug_with_multipathing() {
 fn without_multipathing_the_lun_is_used_through_one_path() {
     let lab = seed_lab();
     let sr = lab.create_sr("lunohba", "Seed LUNs", &[]).unwrap();
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     assert!(!lab.pbd_other_config(0, &sr).contains_key("multipathed"));
     let answer = lab.attach(0, &vdi).unwrap();
     assert_eq!(answer["params"], format!("/dev/disk/by-id/scsi-{SEED}"));

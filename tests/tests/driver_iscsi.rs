@@ -49,7 +49,7 @@ fn multipathed_plug_logs_in_to_every_portal_with_the_short_timeout() {
     assert_eq!(lab.vdis(&sr).len(), 3);
     // Lazy: three LUNs, two paths each, no map until one is used.
     assert!(sim.maps().is_empty());
-    let vdi = lab.vdi_of(&sr, &lun(1)).unwrap();
+    let vdi = lab.claim(&sr, &lun(1)).unwrap();
     let answer = lab.attach(0, &vdi).unwrap();
     assert_eq!(answer["params"], format!("/dev/disk/mpInuse/{}", lun(1)));
     assert_eq!(sim.maps(), vec![lun(1)]);
@@ -97,7 +97,7 @@ fn without_multipathing_one_portal_and_the_long_timeout() {
         "{runs:#?}"
     );
     assert_eq!(lab.pbd_other_config(0, &sr)["iscsi_sessions"], "1");
-    let vdi = lab.vdi_of(&sr, &lun(0)).unwrap();
+    let vdi = lab.claim(&sr, &lun(0)).unwrap();
     let answer = lab.attach(0, &vdi).unwrap();
     assert_eq!(answer["params"], format!("/dev/disk/by-id/scsi-{}", lun(0)));
     assert!(sim.maps().is_empty());
@@ -167,7 +167,7 @@ fn chap_is_used_and_never_shown() {
     assert!(!wrong.to_string().contains("wrong-password-123"), "{wrong}");
     let sr = lab.create_sr("lunoiscsi", "LIO", &dconf(SECRET)).unwrap();
     assert_eq!(lab.host(0).sim.iscsi_sessions().len(), 2);
-    let vdi = lab.vdi_of(&sr, &lun(0)).unwrap();
+    let vdi = lab.claim(&sr, &lun(0)).unwrap();
     lab.attach(0, &vdi).unwrap();
     lab.detach(0, &vdi).unwrap();
     lab.unplug(0, &sr).unwrap();

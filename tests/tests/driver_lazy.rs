@@ -18,7 +18,7 @@ use xenapi::refs::Sr;
 fn seed_sr(lab: &Lab) -> (Ref<Sr>, String) {
     multipath_on(lab, 0);
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     (sr, vdi)
 }
 
@@ -369,7 +369,7 @@ fn sixteen_concurrent_attaches_and_detaches_on_sixteen_luns() {
     let lab = lab_with(1, || large_fabric(16), ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "FC", &[]).unwrap();
-    let vdis = lab.vdis(&sr);
+    let vdis = lab.claim_all(&sr).unwrap();
     assert_eq!(vdis.len(), 16);
     let host = lab.host(0).host_ref.clone();
     let run_all = |attach: bool| {

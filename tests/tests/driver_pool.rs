@@ -15,7 +15,7 @@ fn the_handle_defaults_to_dmp() {
         .unwrap();
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
     assert_eq!(lab.pbd_other_config(0, &sr)["multipathed"], "true");
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     assert_eq!(
         lab.attach(0, &vdi).unwrap()["params"],
         format!("/dev/disk/mpInuse/{SEED}")
@@ -36,7 +36,7 @@ fn the_null_handle_means_one_path() {
     .unwrap();
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
     assert!(!lab.pbd_other_config(0, &sr).contains_key("multipathed"));
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     assert_eq!(
         lab.attach(0, &vdi).unwrap()["params"],
         format!("/dev/disk/by-id/scsi-{SEED}")
@@ -71,7 +71,7 @@ fn an_unknown_handle_is_an_error_that_names_it() {
 fn a_changed_setting_takes_effect_at_the_next_plug() {
     let lab = seed_lab();
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     multipath_on(&lab, 0);
     // Plugged without multipathing: still so until re-plugged.
     assert_eq!(
@@ -111,7 +111,7 @@ fn four_hosts_share_an_iscsi_sr() {
         assert_eq!(pbd["iscsi_sessions"], "2");
         assert_eq!(pbd["multipathed"], "true");
     }
-    let vdis = lab.vdis(&sr);
+    let vdis = lab.claim_all(&sr).unwrap();
     assert_eq!(vdis.len(), 3);
     let (vdi, _, scsiid) = vdis[0].clone();
     // A shared disk on hosts 1 and 2: maps there only, counts on their PBDs only.
@@ -152,7 +152,7 @@ fn a_hundred_vdis_attach_and_detach() {
     let lab = lab_with(1, || large_fabric(100), ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "FC", &[]).unwrap();
-    let vdis = lab.vdis(&sr);
+    let vdis = lab.claim_all(&sr).unwrap();
     assert_eq!(vdis.len(), 100);
     let host = lab.host(0).host_ref.clone();
     let all = |attach: bool| {

@@ -12,7 +12,7 @@ fn python_xmlrpc_speaks_with_the_driver() {
     let lab = seed_lab();
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let vdi = lab.vdi_of(&sr, SEED).unwrap();
+    let vdi = lab.claim(&sr, SEED).unwrap();
     let call = lab.sm_call(0, &sr, "vdi_attach", &["true"], Some(&vdi));
     let host = lab.host(0);
     let xapi = format!("unix:{}", lab.dir.join("xapi.sock").display());

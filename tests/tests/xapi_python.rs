@@ -1,6 +1,7 @@
 //! The official Python XenAPI binding (PyPI `XenAPI`) talks to the simulator over its unix
-//! socket and over TCP, and must see what it sees with a real xapi. The binding is installed
-//! by `.ci/install.d/30-python.sh` into `target/py-xenapi`; without it this test fails.
+//! socket and over TCP, and must see what it sees with a real xapi. The binding lives in a venv
+//! that `cargo xtask test` makes on first use (`.ci/install.d/30-python.sh`,
+//! `~/.cache/sm-rs/py-xenapi`) and names in `SM_RS_PYTHON`; without it this test fails.
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::path::PathBuf;
@@ -9,13 +10,18 @@ use std::time::Duration;
 use sm_testkit::xapi_sim::{SrSpec, XapiSim};
 
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SM_RS_PYTHON") {
+    if let Some(p) = std::env::var_os("SM_RS_PYTHON").filter(|p| !p.is_empty()) {
         return p.into();
     }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-xenapi/bin/python3");
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_default();
+    let venv = cache.join("sm-rs/py-xenapi/bin/python3");
     assert!(
         venv.exists(),
-        "no Python with XenAPI at {}: run .ci/install.d/30-python.sh (or set SM_RS_PYTHON)",
+        "no Python with XenAPI at {}: `cargo xtask test` makes it (or set SM_RS_PYTHON)",
         venv.display()
     );
     venv

@@ -1,7 +1,8 @@
 //! `lunohba`: LUNs on the host's storage HBAs (FC, SAS, offload iSCSI), found through
 //! sysfs. A plug rescans every HBA (`echo '- - -' > /sys/class/scsi_host/hostN/scan`), so
-//! LUNs mapped to the host since boot appear; the SR's LUNs are the disks on HBA hosts,
-//! less dom0's own, optionally filtered by `SCSIid`.
+//! LUNs mapped to the host since boot appear; the LUNs seen are the disks on HBA hosts,
+//! less dom0's root, optionally filtered by `SCSIid`; which of them are the SR's (not
+//! another SR's, not held by dom0, not the server's own RAID volumes) is [`super::claims`].
 
 use crate::drivers::Ctx;
 use crate::drivers::luns::{self, Lun};

@@ -1,18 +1,31 @@
 //! `sr_get_driver_info` (`sm-facts.md` §1.4): what xapi registers as the SM record.
 //!
-//! `required_api_version` is "1.0", as for every SMAPIv1 driver (a higher one makes xapi
-//! re-create the SM record at every plug). `SR_MULTIPATH` tells XenCenter the type is
-//! multipath-capable. `VDI_ACTIVATE`/`VDI_DEACTIVATE` make xapi call us around each VBD
+//! `required_api_version` is "1.1". xapi treats every version below 2.0 as SMAPIv1
+//! (`xapi_sm.ml` `is_v1`: nothing re-registered at plug, the driver run by sm_exec as any
+//! other), and nothing else in xapi compares it except against "3.0" and "5.0" (both
+//! thresholds we stay under). What "1.1" changes is stock sm's `sr_health_check` timer: it
+//! loads the driver of every plugged SR whose SM has exactly "1.0" as a Python module,
+//! which an ELF is not — it would crash on our SRs and stop checking the stock SRs after
+//! them. Stock ships two SMAPIv1 drivers with "1.1" already (`udevSR`, the removable
+//! storage of every host, and `DummySR`), so XenCenter and other clients know the value.
+//! `SR_MULTIPATH` tells XenCenter the type is multipath-capable. `VDI_CREATE` and
+//! `VDI_INTRODUCE` are how an administrator claims a LUN for VMs (the scans list LUNs
+//! unmanaged, as stock LUN-per-VDI does): `xe vdi-create` takes the LUN named by
+//! `sm-config:SCSIid`, or the smallest free one of the size asked, and writes nothing to it. `VDI_ACTIVATE`/`VDI_DEACTIVATE` make xapi call us around each VBD
 //! plug; for a raw LUN they check and do nothing else.
 
 use crate::drivers::SrType;
 use crate::smapi::response::{string_struct, structure};
 use dxr::Value;
 
-pub const CAPABILITIES: [&str; 9] = [
+/// See the module's words.
+pub const REQUIRED_API_VERSION: &str = "1.1";
+
+pub const CAPABILITIES: [&str; 10] = [
     "SR_PROBE",
     "SR_UPDATE",
     "SR_MULTIPATH",
+    "VDI_CREATE",
     "VDI_INTRODUCE",
     "VDI_ATTACH",
     "VDI_DETACH",
@@ -43,7 +56,7 @@ const ISCSI_CONFIGURATION: [(&str, &str); 9] = [
     ),
     (
         "SCSIid",
-        "only these LUNs, by SCSIid, comma-separated (optional, default every LUN of the target)",
+        "only these LUNs, by SCSIid, comma-separated (optional, default every LUN of the target that no other SR uses)",
     ),
     (
         "localIQN",
@@ -53,7 +66,7 @@ const ISCSI_CONFIGURATION: [(&str, &str); 9] = [
 
 const HBA_CONFIGURATION: [(&str, &str); 1] = [(
     "SCSIid",
-    "only these LUNs, by SCSIid, comma-separated (optional, default every LUN on the host's FC, SAS and offload-iSCSI HBAs)",
+    "only these LUNs, by SCSIid, comma-separated (optional, default every LUN reached over the host's FC, SAS and offload-iSCSI HBAs that no other SR uses)",
 )];
 
 /// The driver-info struct of a type.
@@ -76,7 +89,7 @@ pub fn driver_info(sr_type: SrType) -> Value {
         ("vendor", "sm-rs"),
         ("copyright", "(C) 2026 the sm-rs authors"),
         ("driver_version", env!("CARGO_PKG_VERSION")),
-        ("required_api_version", "1.0"),
+        ("required_api_version", REQUIRED_API_VERSION),
     ];
     let Value::Struct(mut members) = string_struct(base) else {
         return Value::Nil;

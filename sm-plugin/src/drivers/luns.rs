@@ -6,7 +6,7 @@
 //! at every scan, so a LUN keeps its VDI (and its VBDs) across rescans and re-introductions.
 //! The VDI's location is the SCSIid itself: what the driver needs to find the LUN.
 
-use crate::host::sysfs::ScsiDisk;
+use crate::host::sysfs::{Reach, ScsiDisk};
 use md5::{Digest, Md5};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +23,8 @@ pub struct Lun {
     pub paths: Vec<String>,
     /// The SCSI host of each path.
     pub hosts: Vec<u32>,
+    /// How it is reached: [`Reach::Local`] if any path is a local disk.
+    pub reach: Reach,
 }
 
 /// Groups disks into LUNs, leaving out disks without an identifier and those carrying
@@ -53,7 +55,11 @@ pub fn group(
             size_bytes: disk.size_bytes,
             paths: Vec::new(),
             hosts: Vec::new(),
+            reach: disk.reach,
         });
+        if disk.reach == Reach::Local {
+            lun.reach = Reach::Local;
+        }
         lun.paths.push(disk.name);
         lun.hosts.push(disk.hcil.host);
     }
@@ -132,6 +138,7 @@ mod tests {
             model: "VRAID".into(),
             size_bytes: 1 << 30,
             state: "running".into(),
+            reach: Reach::Fc,
         }
     }
 
@@ -163,6 +170,14 @@ mod tests {
             &[],
         );
         assert!(without_root.is_empty());
+        let mut local = disk("sdd", 3, Some("3600a"));
+        local.reach = Reach::Local;
+        let mixed = group(
+            [disk("sdb", 1, Some("3600a")), local],
+            &BTreeSet::new(),
+            &[],
+        );
+        assert_eq!(mixed[0].reach, Reach::Local);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the SR commands ([`sr`]) and the VDI commands ([`vdi`]); what differs is how LUNs are
 //! reached ([`iscsi`], [`hba`]).
 
+pub mod claims;
 pub mod hba;
 pub mod info;
 pub mod iscsi;
@@ -171,6 +172,7 @@ pub fn dispatch(ctx: &Ctx<'_>) -> Result<Value, SrError> {
         "sr_update" => nil(sr::update(ctx)),
         "sr_content_type" => Ok(Value::String("user".into())),
         "vdi_introduce" => vdi::introduce(ctx),
+        "vdi_create" => vdi::create(ctx),
         "vdi_attach" => vdi::attach(ctx),
         "vdi_detach" => nil(vdi::detach(ctx)),
         "vdi_activate" => nil(vdi::activate(ctx)),
@@ -182,8 +184,7 @@ pub fn dispatch(ctx: &Ctx<'_>) -> Result<Value, SrError> {
         "vdi_detach_from_config" => nil(vdi::detach_from_config(ctx)),
         // SMAPIv1 commands a LUN-per-VDI SR has no meaning for: xapi does not send them
         // (we do not declare the capabilities); if it does, it hears "not supported".
-        "vdi_create"
-        | "vdi_delete"
+        "vdi_delete"
         | "vdi_update"
         | "vdi_snapshot"
         | "vdi_clone"

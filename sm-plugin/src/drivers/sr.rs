@@ -2,14 +2,26 @@
 //!
 //! - `sr_attach` (pbd-plug): resolve this host's multipath setting, reach the LUNs (iSCSI
 //!   logins or an HBA rescan), remember the plug (`/run/sm-rs/sr/<uuid>`), publish
-//!   `multipathed`, `iscsi_sessions` and SR `multipathable`, finish or undo activations a
-//!   killed call left half done, and on the SR master bring the VDIs in step with the LUNs.
-//!   No map is made here: a LUN gets one when a VDI of it is attached.
+//!   `multipathed`, `iscsi_sessions` and SR `multipathable`, drop `mpath-*` keys no LUN in
+//!   use here backs (left by a crash or a reboot: the in-use registry is on tmpfs), finish
+//!   or undo activations a killed call left half done, and on the SR master bring the VDIs
+//!   in step with the LUNs. No map is made here: a LUN gets one when a VDI of it is
+//!   attached.
+//!
+//! The VDIs (`sr_scan`, and the master's `sr_attach`): every LUN that is this SR's
+//! ([`claims`]) is listed as a VDI, unmanaged, as stock LUN-per-VDI lists LUNs: hidden from
+//! VMs until the administrator claims it (`xe vdi-introduce`, [`crate::drivers::vdi`]). A
+//! VDI is forgotten only when nothing can lose by it: never while it has VBDs or is
+//! attached on the master, and only after its LUN was missing from
+//! [`FORGET_AFTER_SCANS`] scans in a row (the master may miss a LUN another host sees:
+//! per-host masking, a session down), unless another SR has since claimed an unclaimed one.
 //! - `sr_detach` (pbd-unplug): refuse (SRInUse) while a LUN of the SR is attached on this
 //!   host; otherwise log out (refcounted per target) and drop the PBD keys.
 //! - `sr_probe`, `sr_create`, `sr_delete`, `sr_scan`, `sr_update`.
 
+use crate::drivers::claims::{self, NotOurs, OtherSrs};
 use crate::drivers::luns::{self, Lun, xml_escape};
+use crate::drivers::xapi::LunVdi;
 use crate::drivers::{Ctx, SrType, hba, iscsi};
 use crate::errors::{Code, SrError};
 use crate::host::attached::{self, Attached};
@@ -19,6 +31,7 @@ use crate::multipath::counts::{self, PbdKeys};
 use crate::multipath::setting::Setting;
 use dxr::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use xenapi::Ref;
 
 fn state_error(e: std::io::Error) -> SrError {
     SrError::with(
@@ -27,7 +40,13 @@ fn state_error(e: std::io::Error) -> SrError {
     )
 }
 
-/// The LUNs of an SR attached on this host.
+/// Scans in a row a LUN must be missing from before its VDI is forgotten.
+pub const FORGET_AFTER_SCANS: u32 = 3;
+
+/// VDI `sm_config` key: how many scans in a row have missed the LUN.
+pub const MISSING_SCANS: &str = "sm-rs-missing-scans";
+
+/// The LUNs an SR reaches on this host, whoever's they are.
 pub fn luns_of(ctx: &Ctx<'_>, plugged: &Attached) -> Vec<Lun> {
     let filter = luns::scsiid_filter(ctx.call.config("SCSIid"));
     match ctx.sr_type {
@@ -101,6 +120,21 @@ fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
     if let Some(mut keys) = PbdKeys::find(xapi, ctx.host_ref()?, sr_ref)? {
         if plugged.multipath() {
             keys.put(counts::MULTIPATHED, "true")?;
+            let backed: BTreeSet<String> = ctx
+                .activator
+                .in_use_by(&plugged.sr_uuid)
+                .into_iter()
+                .filter(|r| r.multipath && r.stage == Stage::Attached)
+                .map(|r| counts::mpath_key(&r.scsiid))
+                .collect();
+            for key in keys.mpath_keys() {
+                if !backed.contains(&key) {
+                    tracing::info!(
+                        "dropping {key} from the PBD: no LUN of it is in use on this host"
+                    );
+                    keys.remove(&key)?;
+                }
+            }
         } else {
             keys.remove(counts::MULTIPATHED)?;
             for key in keys.mpath_keys() {
@@ -182,13 +216,18 @@ pub fn unplug(ctx: &Ctx<'_>, sr_uuid: &str) -> Result<(), SrError> {
 pub fn probe(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     let setting = ctx.setting()?;
     let filter = luns::scsiid_filter(ctx.call.config("SCSIid"));
-    let found = match ctx.sr_type {
+    let seen = match ctx.sr_type {
         SrType::Iscsi => iscsi::probe(ctx, setting)?,
         SrType::Hba => {
             hba::rescan(ctx)?;
             hba::luns(ctx, &filter)
         }
     };
+    let others = match ctx.call.session_ref {
+        Some(_) => Some(OtherSrs::read(ctx)?),
+        None => None,
+    };
+    let (found, _) = claims::screen(ctx, seen, others.as_ref());
     if filter.is_empty() {
         let root = match ctx.sr_type {
             SrType::Iscsi => "iscsi-target",
@@ -343,43 +382,104 @@ pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {
     sync_vdis(ctx, &plugged)
 }
 
-/// Brings the SR's VDIs in step with its LUNs: a VDI for each LUN (`VDI.db_introduce`), and
-/// the VDIs of LUNs gone forgotten (`VDI.db_forget`), except a LUN still attached here.
+/// Brings the SR's VDIs in step with its LUNs: an unmanaged VDI for each LUN of the SR
+/// (`VDI.db_introduce`); for the VDIs whose LUN the master no longer finds (or that is not
+/// the SR's any more), a count of the scans that missed it, and `VDI.db_forget` only when
+/// forgetting loses nothing (see the module's words), with the reason in the log.
 fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
     let xapi = ctx.xapi()?;
     let sr_ref = ctx.sr_ref()?;
-    let found = luns_of(ctx, plugged);
-    let existing = xapi.vdis_of(sr_ref)?;
-    let known: BTreeSet<String> = existing.values().map(|v| v.uuid.clone()).collect();
-    let wanted: BTreeSet<String> = found.iter().map(|l| luns::vdi_uuid(&l.scsiid)).collect();
-    for lun in &found {
-        let uuid = luns::vdi_uuid(&lun.scsiid);
-        if known.contains(&uuid) {
-            continue;
+    let others = OtherSrs::read(ctx)?;
+    let (ours, theirs) = claims::screen(ctx, luns_of(ctx, plugged), Some(&others));
+    let existing = xapi.lun_vdis(sr_ref)?;
+    // A VDI is its LUN: its location is the SCSIid (whatever uuid an older version gave it).
+    let known: BTreeMap<&str, &LunVdi> =
+        existing.iter().map(|v| (v.location.as_str(), v)).collect();
+    let mut wanted = BTreeSet::new();
+    for lun in &ours {
+        match known.get(lun.scsiid.as_str()) {
+            None => {
+                introduce(ctx, lun, false)?;
+            }
+            Some(vdi) if vdi.sm_config.contains_key(MISSING_SCANS) => {
+                tracing::info!("LUN {} is back: VDI {} stays", lun.scsiid, vdi.uuid);
+                xapi.put_vdi_sm_config(&vdi.vdi_ref, MISSING_SCANS, None)?;
+            }
+            Some(_) => {}
         }
-        introduce(ctx, lun)?;
+        wanted.insert(lun.scsiid.clone());
     }
-    let attached: BTreeSet<String> = ctx
+    let why_not: BTreeMap<String, NotOurs> = theirs
+        .into_iter()
+        .map(|(lun, why)| (lun.scsiid, why))
+        .collect();
+    let attached_here: BTreeSet<String> = ctx
         .activator
         .in_use_by(&plugged.sr_uuid)
         .into_iter()
-        .map(|r| r.vdi_uuid)
+        .map(|r| r.scsiid)
         .collect();
-    for (vdi, record) in existing {
-        if !wanted.contains(&record.uuid) && !attached.contains(&record.uuid) {
-            tracing::info!(
-                "LUN {} is gone: forgetting VDI {}",
-                record.location,
-                record.uuid
+    for vdi in existing.iter().filter(|v| !wanted.contains(&v.location)) {
+        let why = why_not.get(&vdi.location);
+        let reason = why.map_or_else(
+            || "the SR master does not see it".to_string(),
+            ToString::to_string,
+        );
+        if vdi.vbds > 0 {
+            tracing::warn!(
+                "LUN {} of VDI {}: {reason}; kept, it has {} VBD(s)",
+                vdi.location,
+                vdi.uuid,
+                vdi.vbds
             );
-            xapi.forget_vdi(&vdi)?;
+            continue;
+        }
+        if attached_here.contains(&vdi.location) {
+            tracing::warn!(
+                "LUN {} of VDI {}: {reason}; kept, it is attached on this host",
+                vdi.location,
+                vdi.uuid
+            );
+            continue;
+        }
+        if !vdi.managed && matches!(why, Some(NotOurs::OtherSr { .. })) {
+            tracing::info!(
+                "LUN {}: {reason}; forgetting its unclaimed VDI {} here",
+                vdi.location,
+                vdi.uuid
+            );
+            xapi.forget_vdi(&Ref::new(&vdi.vdi_ref))?;
+            continue;
+        }
+        let missed = vdi
+            .sm_config
+            .get(MISSING_SCANS)
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+            + 1;
+        if missed < FORGET_AFTER_SCANS {
+            tracing::info!(
+                "LUN {} of VDI {}: {reason} (scan {missed} of {FORGET_AFTER_SCANS} before it \
+                 is forgotten)",
+                vdi.location,
+                vdi.uuid
+            );
+            xapi.put_vdi_sm_config(&vdi.vdi_ref, MISSING_SCANS, Some(&missed.to_string()))?;
+        } else {
+            tracing::info!(
+                "LUN {} of VDI {}: {reason} in {missed} scans in a row, and the VDI has no VBDs: \
+                 forgetting it",
+                vdi.location,
+                vdi.uuid
+            );
+            xapi.forget_vdi(&Ref::new(&vdi.vdi_ref))?;
         }
     }
     Ok(())
 }
 
-/// The VDI record of a LUN.
-pub fn introduce(ctx: &Ctx<'_>, lun: &Lun) -> Result<String, SrError> {
+/// The VDI record of a LUN: `managed` when claimed by the administrator, else only listed.
+pub fn introduce(ctx: &Ctx<'_>, lun: &Lun, managed: bool) -> Result<String, SrError> {
     let uuid = luns::vdi_uuid(&lun.scsiid);
     let sm_config: BTreeMap<String, String> = [
         ("SCSIid", lun.scsiid.clone()),
@@ -391,7 +491,11 @@ pub fn introduce(ctx: &Ctx<'_>, lun: &Lun) -> Result<String, SrError> {
     .collect();
     let label = format!("LUN {} ({} {})", lun.lun_id, lun.vendor, lun.model);
     let description = format!("SCSIid {}, {} bytes", lun.scsiid, lun.size_bytes);
-    tracing::info!("introducing VDI {uuid} for LUN {}", lun.scsiid);
+    tracing::info!(
+        "introducing VDI {uuid} for LUN {} ({})",
+        lun.scsiid,
+        if managed { "claimed" } else { "unclaimed" }
+    );
     ctx.xapi()?.introduce_vdi(
         &uuid,
         &label,
@@ -400,6 +504,7 @@ pub fn introduce(ctx: &Ctx<'_>, lun: &Lun) -> Result<String, SrError> {
         &lun.scsiid,
         &sm_config,
         i64::try_from(lun.size_bytes).unwrap_or(i64::MAX),
+        managed,
     )?;
     Ok(uuid)
 }

@@ -8,7 +8,9 @@
 //! whole attach, multipath setting included, travels in the generated call, so it works at
 //! boot without xapi.
 
+use crate::drivers::claims::{self, OtherSrs};
 use crate::drivers::luns::{self};
+use crate::drivers::xapi::LunVdi;
 use crate::drivers::{Ctx, SrType, iscsi, sr};
 use crate::errors::{Code, SrError};
 use crate::host::attached;
@@ -61,10 +63,54 @@ fn attach_result(device: &str, vdi_uuid: &str) -> Value {
     ])
 }
 
+/// Refuses a LUN that is not the SR's: another SR uses it, it is a disk of this server, or
+/// dom0 holds it open (see [`claims`]). Other SRs are known only with a session.
+fn check_ours(ctx: &Ctx<'_>, plugged: &attached::Attached, scsiid: &str) -> Result<(), SrError> {
+    check_lun(ctx, plugged, scsiid, true)
+}
+
+/// `whole`: every rule; else only that dom0 does not hold it open — the generated
+/// config's attach (HA statefile, at boot, no xapi) was vetted by the attach that made the
+/// VDI usable, and what dom0 holds is the one fact that changes under it.
+fn check_lun(
+    ctx: &Ctx<'_>,
+    plugged: &attached::Attached,
+    scsiid: &str,
+    whole: bool,
+) -> Result<(), SrError> {
+    if !whole {
+        let paths: Vec<String> = sr::luns_of(ctx, plugged)
+            .into_iter()
+            .find(|l| l.scsiid == scsiid)
+            .map(|l| l.paths)
+            .unwrap_or_default();
+        return match claims::held_open(ctx, scsiid, &paths) {
+            Some(why) => Err(why.refusal(scsiid, "attached")),
+            None => Ok(()),
+        };
+    }
+    let others = match ctx.call.session_ref {
+        Some(_) => Some(OtherSrs::read(ctx)?),
+        None => None,
+    };
+    let seen = sr::luns_of(ctx, plugged)
+        .into_iter()
+        .find(|l| l.scsiid == scsiid);
+    let why = match &seen {
+        Some(lun) => claims::not_ours(ctx, lun, others.as_ref()),
+        None => others.as_ref().and_then(|o| o.get(scsiid)).cloned(),
+    };
+    match why {
+        Some(why) => Err(why.refusal(scsiid, "attached")),
+        None => Ok(()),
+    }
+}
+
 pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     let plugged = ctx.attached()?;
     let scsiid = scsiid(ctx)?;
     let lun = lun_use(ctx, &scsiid)?;
+    check_ours(ctx, &plugged, &scsiid)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
     if ctx.call.session_ref.is_some() {
@@ -137,6 +183,9 @@ pub fn epoch_begin(ctx: &Ctx<'_>) -> Result<(), SrError> {
     Ok(())
 }
 
+/// `vdi_introduce` (`xe vdi-introduce`): the administrator claims a LUN. Its VDI (listed
+/// unmanaged by the scans, or made now) becomes managed, so VMs may use it — unless the LUN
+/// is not the SR's to give (see [`claims`]).
 pub fn introduce(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     let plugged = ctx.attached()?;
     let scsiid = ctx
@@ -151,27 +200,136 @@ pub fn introduce(ctx: &Ctx<'_>) -> Result<Value, SrError> {
                 "vdi_introduce: give sm-config:SCSIid or the location",
             )
         })?;
-    let uuid = luns::vdi_uuid(&scsiid);
-    let exists = ctx
-        .xapi()?
-        .vdis_of(ctx.sr_ref()?)?
-        .values()
-        .any(|v| v.uuid == uuid);
-    if !exists {
-        let lun = sr::luns_of(ctx, &plugged)
-            .into_iter()
-            .find(|l| l.scsiid == scsiid)
-            .ok_or_else(|| {
+    let others = OtherSrs::read(ctx)?;
+    let seen = sr::luns_of(ctx, &plugged)
+        .into_iter()
+        .find(|l| l.scsiid == scsiid);
+    let why = match &seen {
+        Some(lun) => claims::not_ours(ctx, lun, Some(&others)),
+        None => others.get(&scsiid).cloned(),
+    };
+    if let Some(why) = why {
+        return Err(why.refusal(&scsiid, "claimed"));
+    }
+    let vdis = ctx.xapi()?.lun_vdis(ctx.sr_ref()?)?;
+    let uuid = claim(ctx, &vdis, &scsiid, seen.as_ref())?;
+    Ok(string_struct([
+        ("uuid", uuid.as_str()),
+        ("location", scsiid.as_str()),
+    ]))
+}
+
+/// Makes a LUN's VDI managed (introducing it if the scans have not); its uuid.
+fn claim(
+    ctx: &Ctx<'_>,
+    vdis: &[LunVdi],
+    scsiid: &str,
+    seen: Option<&luns::Lun>,
+) -> Result<String, SrError> {
+    let xapi = ctx.xapi()?;
+    let uuid = luns::vdi_uuid(scsiid);
+    match vdis.iter().find(|v| v.uuid == uuid || v.location == scsiid) {
+        Some(vdi) => {
+            if !vdi.managed {
+                tracing::info!("LUN {scsiid} claimed: VDI {} is now managed", vdi.uuid);
+                xapi.set_vdi_managed(&vdi.vdi_ref, true)?;
+            }
+            if vdi.sm_config.contains_key(sr::MISSING_SCANS) {
+                xapi.put_vdi_sm_config(&vdi.vdi_ref, sr::MISSING_SCANS, None)?;
+            }
+            Ok(vdi.uuid.clone())
+        }
+        None => {
+            let lun = seen.ok_or_else(|| {
                 SrError::with(
                     Code::ConfigSCSIid,
                     format!("no LUN {scsiid} is visible in this SR on this host"),
                 )
             })?;
-        sr::introduce(ctx, &lun)?;
+            sr::introduce(ctx, lun, true)
+        }
+    }
+}
+
+/// `vdi_create` (`xe vdi-create sr-uuid=… virtual-size=… sm-config:SCSIid=…`): claims a LUN
+/// as stock LUN-per-VDI drivers do — the one `sm-config:SCSIid` names, else the smallest
+/// unclaimed LUN of the SR at least the size asked — and gives it the name asked. Nothing
+/// is written to the LUN.
+pub fn create(ctx: &Ctx<'_>) -> Result<Value, SrError> {
+    let plugged = ctx.attached()?;
+    let arg = |i: usize| ctx.call.args.get(i).map(String::as_str).unwrap_or("");
+    let size: u64 = arg(0).parse().unwrap_or(0);
+    let (name_label, name_description) = (arg(1), arg(2));
+    let xapi = ctx.xapi()?;
+    let others = OtherSrs::read(ctx)?;
+    let seen = sr::luns_of(ctx, &plugged);
+    let vdis = xapi.lun_vdis(ctx.sr_ref()?)?;
+    let claimed = |scsiid: &str| {
+        vdis.iter()
+            .find(|v| v.location == scsiid && v.managed)
+            .map(|v| v.uuid.clone())
+    };
+    let lun = match ctx.call.vdi_sm_config.get("SCSIid") {
+        Some(scsiid) => {
+            let lun = seen
+                .iter()
+                .find(|l| l.scsiid == *scsiid)
+                .cloned()
+                .ok_or_else(|| {
+                    SrError::with(
+                        Code::ConfigSCSIid,
+                        format!("no LUN {scsiid} is visible in this SR on this host"),
+                    )
+                })?;
+            if let Some(why) = claims::not_ours(ctx, &lun, Some(&others)) {
+                return Err(why.refusal(scsiid, "claimed"));
+            }
+            if let Some(vdi) = claimed(scsiid) {
+                return Err(SrError::with(
+                    Code::VDIInUse,
+                    format!("LUN {scsiid} is already claimed, as VDI {vdi}"),
+                ));
+            }
+            if lun.size_bytes < size {
+                return Err(SrError::with(
+                    Code::SRNoSpace,
+                    format!(
+                        "LUN {scsiid} has {} bytes, {size} were asked",
+                        lun.size_bytes
+                    ),
+                ));
+            }
+            lun
+        }
+        None => {
+            let (ours, _) = claims::screen(ctx, seen, Some(&others));
+            ours.into_iter()
+                .filter(|l| l.size_bytes >= size && claimed(&l.scsiid).is_none())
+                .min_by_key(|l| (l.size_bytes, l.scsiid.clone()))
+                .ok_or_else(|| {
+                    SrError::with(
+                        Code::SRNoSpace,
+                        format!(
+                            "no unclaimed LUN of {size} bytes or more in this SR; name one \
+                             with sm-config:SCSIid"
+                        ),
+                    )
+                })?
+        }
+    };
+    let uuid = claim(ctx, &vdis, &lun.scsiid, Some(&lun))?;
+    if !name_label.is_empty() || !name_description.is_empty() {
+        let vdi = xapi
+            .lun_vdis(ctx.sr_ref()?)?
+            .into_iter()
+            .find(|v| v.uuid == uuid);
+        if let Some(vdi) = vdi {
+            xapi.set_vdi_names(&vdi.vdi_ref, name_label, name_description)?;
+        }
     }
     Ok(string_struct([
         ("uuid", uuid.as_str()),
-        ("location", scsiid.as_str()),
+        ("location", lun.scsiid.as_str()),
     ]))
 }
 
@@ -230,6 +388,7 @@ pub fn attach_from_config(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     };
     let scsiid = scsiid(ctx)?;
     let lun = lun_use(ctx, &scsiid)?;
+    check_lun(ctx, &plugged, &scsiid, false)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
     Ok(attach_result(&active.device, &lun.vdi_uuid))

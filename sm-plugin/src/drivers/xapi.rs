@@ -13,6 +13,49 @@ use xenapi::api::{field_equals, host, pbd, sr};
 use xenapi::refs::{Host, Pbd, Sr, Vdi};
 use xenapi::{Client, Ref, Session, Value};
 
+/// What the driver needs of a VDI of a LUN-per-VDI SR (with its VBDs, which the bindings'
+/// record leaves out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LunVdi {
+    pub vdi_ref: String,
+    pub uuid: String,
+    pub location: String,
+    pub managed: bool,
+    pub sm_config: StringMap,
+    /// How many VBDs (VMs' uses, plugged or not) it has.
+    pub vbds: usize,
+}
+
+impl LunVdi {
+    fn from_record(vdi_ref: String, record: &Value) -> Option<Self> {
+        let fields = record.as_struct()?;
+        let text = |k: &str| {
+            fields
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Some(Self {
+            vdi_ref,
+            uuid: text("uuid"),
+            location: text("location"),
+            managed: fields
+                .get("managed")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            sm_config: fields
+                .get("sm_config")
+                .and_then(Value::as_string_map)
+                .unwrap_or_default(),
+            vbds: fields
+                .get("VBDs")
+                .and_then(Value::as_array)
+                .map_or(0, <[Value]>::len),
+        })
+    }
+}
+
 pub struct Xapi {
     runtime: tokio::runtime::Runtime,
     session: Session,
@@ -123,7 +166,78 @@ impl Xapi {
         )
     }
 
-    /// `VDI.db_introduce` with the size, so a LUN shows its capacity.
+    pub fn all_pbds(&self) -> Result<BTreeMap<Ref<Pbd>, PbdRecord>, SrError> {
+        self.block("PBD.get_all_records", pbd::get_all_records(&self.session))
+    }
+
+    /// The VDIs of an SR with their VBD counts, by location order of xapi.
+    pub fn lun_vdis(&self, sr: &str) -> Result<Vec<LunVdi>, SrError> {
+        let records = self.block(
+            "VDI.get_all_records_where",
+            self.session.call(
+                "VDI.get_all_records_where",
+                vec![field_equals("SR", sr).into()],
+            ),
+        )?;
+        Ok(records
+            .as_struct()
+            .into_iter()
+            .flatten()
+            .filter_map(|(r, record)| LunVdi::from_record(r.clone(), record))
+            .collect())
+    }
+
+    /// `VDI.set_managed`: a LUN claimed (usable by VMs) or handed back.
+    pub fn set_vdi_managed(&self, vdi: &str, managed: bool) -> Result<(), SrError> {
+        self.block(
+            "VDI.set_managed",
+            self.session
+                .call("VDI.set_managed", vec![vdi.into(), managed.into()]),
+        )
+        .map(drop)
+    }
+
+    /// A VDI's name and description (each left as it is when empty).
+    pub fn set_vdi_names(&self, vdi: &str, label: &str, description: &str) -> Result<(), SrError> {
+        for (field, value) in [("name_label", label), ("name_description", description)] {
+            if value.is_empty() {
+                continue;
+            }
+            let method = format!("VDI.set_{field}");
+            self.block(
+                &method,
+                self.session.call(&method, vec![vdi.into(), value.into()]),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Sets one key of a VDI's `sm_config` (`None` removes it).
+    pub fn put_vdi_sm_config(
+        &self,
+        vdi: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), SrError> {
+        self.block(
+            "VDI.remove_from_sm_config",
+            self.session
+                .call("VDI.remove_from_sm_config", vec![vdi.into(), key.into()]),
+        )?;
+        if let Some(value) = value {
+            self.block(
+                "VDI.add_to_sm_config",
+                self.session.call(
+                    "VDI.add_to_sm_config",
+                    vec![vdi.into(), key.into(), value.into()],
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `VDI.db_introduce` with the size, so a LUN shows its capacity; `managed` false lists
+    /// the LUN without offering it to VMs (stock LUN-per-VDI's unclaimed LUN).
     #[allow(clippy::too_many_arguments)]
     pub fn introduce_vdi(
         &self,
@@ -134,6 +248,7 @@ impl Xapi {
         location: &str,
         sm_config: &StringMap,
         size: i64,
+        managed: bool,
     ) -> Result<String, SrError> {
         let empty = StringMap::new();
         self.block(
@@ -152,7 +267,7 @@ impl Xapi {
                     location.into(),
                     (&empty).into(),
                     sm_config.into(),
-                    true.into(),
+                    managed.into(),
                     size.into(),
                     size.into(),
                 ],

@@ -14,4 +14,5 @@ pub mod log;
 pub mod srref;
 pub mod sysfs;
 pub mod udev;
+pub mod udevdb;
 pub mod wwids;

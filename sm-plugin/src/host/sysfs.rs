@@ -8,12 +8,24 @@
 //!   `…/connectionM:0/iscsi_connection/connectionM:0/persistent_address|persistent_port`
 //!   (the paths stock `iscsilib.py` reads).
 //!
-//! The SCSIid is what `scsi_id -g` prints, computed from VPD page 0x83 the way udev's
-//! scsi_id chooses (`scsi_serial.c`): among designators associated with the LUN, NAA
+//! The SCSIid is the disk's `ID_SERIAL` in udev's database (see [`super::udevdb`]): the
+//! name of its `/dev/disk/by-id/scsi-…` link and multipathd's WWID. Only when udev has no
+//! record of the disk is it computed here from the VPD pages, the way udev's `scsi_id`
+//! does (`scsi_serial.c`): from page 0x83, among designators associated with the LUN, NAA
 //! IEEE-registered-extended first, then NAA IEEE-registered, any NAA, EUI-64, T10 vendor
 //! id, vendor specific; binary ones in lower-case hex, prefixed with the designator type as
-//! one hex digit (`3…` NAA, `2…` EUI-64, `1…` T10). Whitespace becomes `_`, as sm sanitises.
+//! one hex digit (`3…` NAA, `2…` EUI-64, `1…` T10, `0…` vendor specific, which also gets the
+//! inquiry vendor and model in front, being unique only within them); without page 0x83,
+//! `S` + vendor + model + the page 0x80 serial number. Whitespace runs become `_`, as sm
+//! sanitises.
+//!
+//! How a disk is reached is read from where the kernel put it in the device tree: below a
+//! FC remote port (`rport-…`), a SAS end device (`end_device-…`) or an iSCSI session
+//! (`session…`), each a transport to storage outside the server; anything else (a RAID
+//! volume of `megaraid_sas` or `mpt3sas`, a disk on `ahci`, virtio, USB) is the server's
+//! own.
 
+use crate::host::udevdb;
 use mpathutil::HostRoot;
 use mpathutil::model::Hcil;
 use std::collections::BTreeSet;
@@ -35,6 +47,24 @@ pub struct ScsiDisk {
     pub size_bytes: u64,
     /// `running`, `offline`, …
     pub state: String,
+    pub reach: Reach,
+}
+
+/// How a disk is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Fc,
+    Sas,
+    Iscsi,
+    /// A disk of the server itself: a local RAID volume, SATA, virtio, USB.
+    Local,
+}
+
+impl Reach {
+    /// Over a transport to shared storage.
+    pub fn is_shared_transport(self) -> bool {
+        self != Self::Local
+    }
 }
 
 /// One SCSI host (`hostN`).
@@ -106,23 +136,92 @@ pub fn scsi_disk(root: &HostRoot, name: &str) -> Option<ScsiDisk> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let scsiid = fs::read(device.join("vpd_pg83"))
-        .ok()
-        .and_then(|page| scsiid_from_page83(&page))
+    let vendor = read_trim(&device.join("vendor")).unwrap_or_default();
+    let model = read_trim(&device.join("model")).unwrap_or_default();
+    let inquiry = Inquiry {
+        vendor: &vendor,
+        model: &model,
+    };
+    let scsiid = dev_t(root, name)
+        .and_then(|(major, minor)| udevdb::id_serial(root, major, minor))
+        .or_else(|| {
+            fs::read(device.join("vpd_pg83"))
+                .ok()
+                .and_then(|page| scsiid_from_page83(&page, inquiry))
+        })
+        .or_else(|| {
+            fs::read(device.join("vpd_pg80"))
+                .ok()
+                .and_then(|page| scsiid_from_page80(&page, inquiry))
+        })
         .or_else(|| {
             read_trim(&device.join("wwid"))
                 .ok()
                 .and_then(|w| scsiid_from_wwid(&w))
         });
+    let reach = if vendor == "ATA" {
+        // A SATA drive, even behind a SAS HBA: single-ported, never shared storage.
+        Reach::Local
+    } else {
+        reach_of(root, &device)
+    };
     Some(ScsiDisk {
         name: name.to_string(),
         hcil,
         scsiid,
-        vendor: read_trim(&device.join("vendor")).unwrap_or_default(),
-        model: read_trim(&device.join("model")).unwrap_or_default(),
+        vendor,
+        model,
         size_bytes: sectors * 512,
         state: read_trim(&device.join("state")).unwrap_or_default(),
+        reach,
     })
+}
+
+/// A block device's `major:minor`.
+pub fn dev_t(root: &HostRoot, name: &str) -> Option<(u32, u32)> {
+    let text = read_trim(&root.path("/sys/block").join(name).join("dev")).ok()?;
+    let (major, minor) = text.split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Where the SCSI device sits in the device tree decides how it is reached.
+fn reach_of(root: &HostRoot, device: &Path) -> Reach {
+    let Ok(real) = fs::canonicalize(device) else {
+        return Reach::Local;
+    };
+    let base = fs::canonicalize(root.path("/sys/devices")).unwrap_or_default();
+    let below = real.strip_prefix(&base).unwrap_or(&real);
+    let mut reach = Reach::Local;
+    for part in below.iter().filter_map(|p| p.to_str()) {
+        if part.starts_with("rport-") {
+            reach = Reach::Fc;
+        } else if part.starts_with("end_device-") {
+            reach = Reach::Sas;
+        } else if part
+            .strip_prefix("session")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            reach = Reach::Iscsi;
+        }
+    }
+    reach
+}
+
+/// The devices stacked on a disk or its partitions (`holders/`), as kernel names: an LVM
+/// volume, a RAID member, a multipath map. A disk with holders is in use by dom0.
+pub fn holders(root: &HostRoot, name: &str) -> Vec<String> {
+    let dir = root.path("/sys/block").join(name);
+    let mut found: Vec<String> = names_with_prefix(&dir.join("holders"), "");
+    for part in names_with_prefix(&dir, name) {
+        found.extend(names_with_prefix(&dir.join(&part).join("holders"), ""));
+    }
+    found
+}
+
+/// A device-mapper device's `dm/uuid` (`mpath-<wwid>` for a multipath map, `LVM-…` for a
+/// logical volume).
+pub fn dm_uuid(root: &HostRoot, name: &str) -> Option<String> {
+    read_trim(&root.path("/sys/block").join(name).join("dm/uuid")).ok()
 }
 
 /// Every SCSI host.
@@ -248,8 +347,22 @@ const SEARCH: [(u8, Option<u8>, u8); 12] = [
     (0, None, 2),
 ];
 
+/// A disk's standard inquiry identity, as sysfs shows it (trailing blanks trimmed).
+#[derive(Debug, Clone, Copy)]
+pub struct Inquiry<'a> {
+    pub vendor: &'a str,
+    pub model: &'a str,
+}
+
+impl Inquiry<'_> {
+    /// The inquiry's 8-byte vendor and 16-byte model fields as scsi_id copies them.
+    fn prefix(self) -> String {
+        format!("{:<8.8}{:<16.16}", self.vendor, self.model)
+    }
+}
+
 /// `scsi_id -g` from a raw VPD page 0x83.
-pub fn scsiid_from_page83(page: &[u8]) -> Option<String> {
+pub fn scsiid_from_page83(page: &[u8], inquiry: Inquiry<'_>) -> Option<String> {
     if page.len() < 4 || page[1] != 0x83 {
         return None;
     }
@@ -281,6 +394,9 @@ pub fn scsiid_from_page83(page: &[u8]) -> Option<String> {
                 continue;
             }
             let mut id = format!("{kind:x}");
+            if kind == 0 {
+                id.push_str(&inquiry.prefix());
+            }
             if code_set == 1 {
                 for b in *body {
                     id.push_str(&format!("{b:02x}"));
@@ -292,6 +408,20 @@ pub fn scsiid_from_page83(page: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+/// `scsi_id -g` from a raw VPD page 0x80 (unit serial number), for a disk without page
+/// 0x83: `S`, the inquiry vendor and model, the serial.
+pub fn scsiid_from_page80(page: &[u8], inquiry: Inquiry<'_>) -> Option<String> {
+    if page.len() < 4 || page[1] != 0x80 {
+        return None;
+    }
+    let end = (4 + usize::from(page[3])).min(page.len());
+    let serial = String::from_utf8_lossy(&page[4..end]);
+    if serial.trim().is_empty() {
+        return None;
+    }
+    Some(sanitise(&format!("S{}{serial}", inquiry.prefix())))
 }
 
 /// From the kernel's `wwid` attribute (`naa.…`, `eui.…`, `t10.…`), when there is no page 0x83.
@@ -345,7 +475,7 @@ mod tests {
             descriptor(1, 0, 3, &naa6),
         ]);
         assert_eq!(
-            scsiid_from_page83(&p).as_deref(),
+            scsiid_from_page83(&p, DGC).as_deref(),
             Some("3600a0b80001234560000000000000001")
         );
     }
@@ -354,20 +484,72 @@ mod tests {
     fn eui64_and_t10_and_lio_naa5() {
         let eui = [0x22, 0x02, 0x00, 0x01, 0x55, 0xfd, 0xb6, 0x15];
         assert_eq!(
-            scsiid_from_page83(&page(&[descriptor(1, 0, 2, &eui)])).as_deref(),
+            scsiid_from_page83(&page(&[descriptor(1, 0, 2, &eui)]), DGC).as_deref(),
             Some("22202000155fdb615")
         );
         let naa5 = [0x50, 0x01, 0x40, 0x5a, 0xab, 0xbc, 0xcd, 0xd1];
         assert_eq!(
-            scsiid_from_page83(&page(&[descriptor(1, 0, 3, &naa5)])).as_deref(),
+            scsiid_from_page83(&page(&[descriptor(1, 0, 3, &naa5)]), DGC).as_deref(),
             Some("35001405aabbccdd1")
         );
         assert_eq!(
-            scsiid_from_page83(&page(&[descriptor(2, 0, 1, b"LIO-ORG  disk 01 ")])).as_deref(),
+            scsiid_from_page83(&page(&[descriptor(2, 0, 1, b"LIO-ORG  disk 01 ")]), DGC).as_deref(),
             Some("1LIO-ORG_disk_01")
         );
-        assert_eq!(scsiid_from_page83(&[0, 0x80, 0, 0]), None);
-        assert_eq!(scsiid_from_page83(&page(&[])), None);
+        assert_eq!(scsiid_from_page83(&[0, 0x80, 0, 0], DGC), None);
+        assert_eq!(scsiid_from_page83(&page(&[]), DGC), None);
+    }
+
+    const DGC: Inquiry<'static> = Inquiry {
+        vendor: "DGC",
+        model: "VRAID",
+    };
+
+    #[test]
+    fn vendor_specific_designators_carry_vendor_and_model() {
+        // scsi_id: '0' + the 8-byte vendor + the 16-byte model + the designator, blanks
+        // collapsed to '_'.
+        assert_eq!(
+            scsiid_from_page83(&page(&[descriptor(2, 0, 0, b"APM00123456789")]), DGC).as_deref(),
+            Some("0DGC_VRAID_APM00123456789")
+        );
+        assert_eq!(
+            scsiid_from_page83(&page(&[descriptor(1, 0, 0, &[0xab, 0x01])]), DGC).as_deref(),
+            Some("0DGC_VRAID_ab01")
+        );
+        // A full-width vendor runs into the model, as in scsi_id.
+        let full = Inquiry {
+            vendor: "ABCDEFGH",
+            model: "Z",
+        };
+        assert_eq!(
+            scsiid_from_page83(&page(&[descriptor(2, 0, 0, b"42")]), full).as_deref(),
+            Some("0ABCDEFGHZ_42")
+        );
+        // Any other designator wins over a vendor-specific one.
+        assert_eq!(
+            scsiid_from_page83(
+                &page(&[
+                    descriptor(2, 0, 0, b"X"),
+                    descriptor(2, 0, 1, b"DGC     VRAID 7")
+                ]),
+                DGC
+            )
+            .as_deref(),
+            Some("1DGC_VRAID_7")
+        );
+    }
+
+    #[test]
+    fn page80_serial_when_there_is_no_page83() {
+        let mut p = vec![0, 0x80, 0, 10];
+        p.extend_from_slice(b"  SER0042 ");
+        assert_eq!(
+            scsiid_from_page80(&p, DGC).as_deref(),
+            Some("SDGC_VRAID_SER0042")
+        );
+        assert_eq!(scsiid_from_page80(&[0, 0x80, 0, 2, b' ', b' '], DGC), None);
+        assert_eq!(scsiid_from_page80(&[0, 0x83, 0, 0], DGC), None);
     }
 
     #[test]
@@ -378,6 +560,50 @@ mod tests {
         );
         assert_eq!(scsiid_from_wwid("eui.2202").as_deref(), Some("22202"));
         assert_eq!(scsiid_from_wwid("weird"), None);
+    }
+
+    #[test]
+    fn how_a_disk_is_reached_is_where_the_kernel_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(dir.path());
+        let cases = [
+            // lpfc: below the FC remote port.
+            (
+                "pci0000:00/0000:00:02.0/0000:05:00.0/host1/rport-1:0-2/target1:0:2/1:0:2:3",
+                Reach::Fc,
+            ),
+            // mpt3sas, a JBOD disk behind an expander: a SAS end device.
+            (
+                "pci0000:00/0000:00:03.0/0000:03:00.0/host0/port-0:0/expander-0:0/port-0:0:4/end_device-0:0:4/target0:0:4/0:0:4:0",
+                Reach::Sas,
+            ),
+            // mpt3sas integrated RAID volume (channel 1): no end device.
+            (
+                "pci0000:00/0000:00:03.0/0000:03:00.0/host0/target0:1:0/0:1:0:0",
+                Reach::Local,
+            ),
+            // megaraid_sas virtual drive.
+            (
+                "pci0000:00/0000:00:01.0/0000:02:00.0/host2/target2:2:0/2:2:0:0",
+                Reach::Local,
+            ),
+            // open-iscsi (software or offload): below the session.
+            ("platform/host7/session3/target7:0:0/7:0:0:1", Reach::Iscsi),
+            // ahci.
+            (
+                "pci0000:00/0000:00:1f.2/ata1/host3/target3:0:0/3:0:0:0",
+                Reach::Local,
+            ),
+        ];
+        for (path, want) in cases {
+            let device = dir.path().join("sys/devices").join(path);
+            fs::create_dir_all(&device).unwrap();
+            let link = dir.path().join("sys/block/sdq/device");
+            let _ = fs::remove_file(&link);
+            fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(format!("../../devices/{path}"), &link).unwrap();
+            assert_eq!(reach_of(&root, &link), want, "{path}");
+        }
     }
 
     #[test]

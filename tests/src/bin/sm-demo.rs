@@ -161,11 +161,17 @@ fn demo() -> Result {
     let pbd_uuid = lab.xapi.db().pbds[pbd.as_str()].uuid.clone();
     show.say(&sr_uuid)?;
     show.cmd(&format!(
-        "xe vdi-list sr-uuid={sr_uuid} params=uuid,name-label,location"
+        "xe vdi-list sr-uuid={sr_uuid} managed=false params=uuid,name-label,location"
     ))?;
-    let vdi = lab
+    let listed = lab
         .vdi_of(&sr, SEED_WWID)
         .ok_or("the SR has no VDI for the seed LUN")?;
+    let listed_uuid = lab.xapi.db().vdis[&listed].uuid.clone();
+    show.say("(LUNs are listed unclaimed: no VM can use one until it is claimed)")?;
+    show.cmd(&format!(
+        "xe vdi-introduce sr-uuid={sr_uuid} uuid={listed_uuid} type=user location={SEED_WWID} sm-config:SCSIid={SEED_WWID}"
+    ))?;
+    let vdi = lab.claim(&sr, SEED_WWID)?;
     for (_, uuid, location) in lab.vdis(&sr) {
         let label = lab
             .xapi

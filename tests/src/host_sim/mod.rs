@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod relay;
 pub mod render;
 pub mod syslog;
+pub mod udev;
 
 use crate::fabric::Fabric;
 use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, World};
@@ -144,6 +145,43 @@ impl HostSim {
     /// The daemon's maps, by name.
     pub fn maps(&self) -> Vec<String> {
         self.mpd.with(|w| w.daemon.map_names())
+    }
+
+    /// dom0 stacks a device-mapper device on the disks of a LUN, as LVM does on a stock SR's
+    /// physical volume: `sys/block/dm-N/dm/{name,uuid}` and each path's `holders/dm-N`.
+    /// Returns the holder's kernel name.
+    pub fn hold(&self, wwid: &str, dm_name: &str, dm_uuid: &str) -> String {
+        let paths: Vec<String> = self.fabric(|f| {
+            f.paths_of(wwid)
+                .into_iter()
+                .map(|d| d.name.clone())
+                .collect()
+        });
+        let block = self.root.join("sys/block");
+        let n = (0..)
+            .find(|n| !block.join(format!("dm-{n}")).exists())
+            .unwrap_or(0);
+        let holder = format!("dm-{n}");
+        let dm = block.join(&holder).join("dm");
+        let _ = std::fs::create_dir_all(&dm);
+        let _ = std::fs::write(dm.join("name"), format!("{dm_name}\n"));
+        let _ = std::fs::write(dm.join("uuid"), format!("{dm_uuid}\n"));
+        let _ = std::fs::create_dir_all(block.join(&holder).join("holders"));
+        for path in paths {
+            let dir = block.join(&path).join("holders");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::os::unix::fs::symlink(format!("../../{holder}"), dir.join(&holder));
+        }
+        holder
+    }
+
+    /// The reverse of [`Self::hold`]: the device-mapper device is removed.
+    pub fn release(&self, holder: &str) {
+        let block = self.root.join("sys/block");
+        for entry in std::fs::read_dir(&block).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_file(entry.path().join("holders").join(holder));
+        }
+        let _ = std::fs::remove_dir_all(block.join(holder));
     }
 
     /// Holds udev: maps made meanwhile get no `dev/mapper` node until released.

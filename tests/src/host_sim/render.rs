@@ -6,16 +6,25 @@
 //!   `sys/class/iscsi_host/hostN/device/sessionN/iscsi_session/sessionN/targetname` and
 //!   `…/connectionN:0/iscsi_connection/connectionN:0/persistent_{address,port}`;
 //! - per disk `sys/block/sdX/{size,dev}`, `sys/block/sdX/device` → the SCSI device
-//!   `sys/devices/scsi/H:C:T:L/{vendor,model,rev,state,wwid,vpd_pg83}`, and `dev/sdX`;
-//! - udev's `dev/disk/by-id/scsi-<SCSIid>` → one path of each LUN;
+//!   `…/H:C:T:L/{vendor,model,rev,state,wwid,vpd_pg83,vpd_pg80}`, placed in `sys/devices`
+//!   where the kernel puts it for its transport: below a FC remote port
+//!   (`host1/rport-1:0-0/target1:0:0`), a SAS end device (`host0/port-0:0/end_device-0:0/…`),
+//!   an iSCSI session (`platform/host3/session3/…`), or directly below the SCSI host for a
+//!   local RAID controller's volume or a virtio disk; and `dev/sdX`;
+//! - udev's database entry `run/udev/data/b<major>:<minor>` (see [`super::udev`]) and its
+//!   `dev/disk/by-id/scsi-<ID_SERIAL>` → one path of each LUN;
 //! - udev's `dev/mapper/<name>` for every map multipathd has (held back while a test holds
 //!   udev, to catch a driver between "map made" and "node there").
 //!
 //! Device nodes are plain files: nothing here opens them. `vpd_pg83` is the binary page a
-//! LUN returns, built from its SCSIid (designator type from the first digit, NAA and EUI-64
-//! in binary, T10 in ASCII), with a target-port designator the reader must skip.
+//! LUN returns, built from its SCSIid (the fabric's `wwid`, which is what udev will call
+//! it): the designator type from the first character (`3` NAA and `2` EUI-64 in binary, `1`
+//! T10 in ASCII, `0` vendor specific after the vendor and model), with a target-port
+//! designator the reader must skip; a SCSIid starting with `S` is a LUN without page 0x83,
+//! whose page 0x80 carries the serial. Every other LUN has a page 0x80 with its serial.
 
-use crate::fabric::{Fabric, Transport};
+use crate::fabric::{Fabric, PathFacts, Transport};
+use crate::host_sim::udev::{self, Inquiry};
 use crate::multipathd_sim::Daemon;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -29,9 +38,11 @@ pub struct Renderer {
     root: PathBuf,
     generation: Option<u64>,
     hosts: BTreeSet<u32>,
-    /// disk name → (H:C:T:L, state)
+    /// disk name → (its SCSI device directory, state)
     disks: BTreeMap<String, (String, String)>,
     by_id: BTreeMap<String, String>,
+    /// disk name → the `ID_SERIAL` udev gave it.
+    serials: BTreeMap<String, String>,
     maps: BTreeSet<String>,
     pub(crate) udev_held: Arc<AtomicBool>,
 }
@@ -49,21 +60,46 @@ fn proc_name(transport: Transport) -> &'static str {
         Transport::Fc => "lpfc",
         Transport::Iscsi => "iscsi_tcp",
         Transport::Virtio => "virtio_scsi",
+        Transport::Raid => "megaraid_sas",
     }
 }
 
-/// The VPD page 0x83 a LUN with this SCSIid returns.
-pub fn page83(scsiid: &str) -> Vec<u8> {
+/// Where the kernel puts a path's SCSI device in the device tree (below `sys/devices`).
+fn device_dir(facts: &PathFacts<'_>) -> String {
+    let hcil = facts.device.hcil;
+    let (h, c, t) = (hcil.host, hcil.channel, hcil.target);
+    let target = format!("target{h}:{c}:{t}/{hcil}");
+    let pci = facts.host_port.adapter.as_deref().unwrap_or("0000:00:00.0");
+    match facts.host_port.transport {
+        Transport::Fc => format!("pci0000:00/{pci}/host{h}/rport-{h}:0-{t}/{target}"),
+        Transport::Sas => {
+            format!("pci0000:00/{pci}/host{h}/port-{h}:{t}/end_device-{h}:{t}/{target}")
+        }
+        Transport::Iscsi => format!("platform/host{h}/session{h}/{target}"),
+        Transport::Virtio => format!("pci0000:00/0000:00:05.0/virtio{h}/host{h}/{target}"),
+        Transport::Raid => format!("pci0000:00/{pci}/host{h}/{target}"),
+    }
+}
+
+/// The VPD page 0x83 a LUN with this SCSIid returns; `None` for a LUN without one (`S…`).
+pub fn page83(scsiid: &str, inquiry: Inquiry<'_>) -> Option<Vec<u8>> {
     let mut descriptors = vec![
         // Relative target port (association: target port), which scsi_id skips.
         0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01,
     ];
+    if scsiid.starts_with('S') {
+        return None;
+    }
     let kind = scsiid
         .chars()
         .next()
         .and_then(|c| c.to_digit(16))
         .unwrap_or(0) as u8;
-    let rest = &scsiid[scsiid.len().min(1)..];
+    let mut rest = &scsiid[scsiid.len().min(1)..];
+    let prefix = inquiry.serial_prefix();
+    if kind == 0 {
+        rest = rest.strip_prefix(prefix.as_str()).unwrap_or(rest);
+    }
     let binary: Option<Vec<u8>> = (kind == 2 || kind == 3)
         .then(|| {
             (0..rest.len() / 2)
@@ -80,16 +116,31 @@ pub fn page83(scsiid: &str) -> Vec<u8> {
     let mut page = vec![0x00, 0x83];
     page.extend_from_slice(&(descriptors.len() as u16).to_be_bytes());
     page.extend(descriptors);
+    Some(page)
+}
+
+/// The VPD page 0x80 (unit serial number): for a LUN without page 0x83 (`S…`) the serial
+/// its SCSIid was made from, else the LUN's serial.
+pub fn page80(scsiid: &str, serial: &str, inquiry: Inquiry<'_>) -> Vec<u8> {
+    let serial = match scsiid.strip_prefix('S') {
+        Some(rest) => rest
+            .strip_prefix(inquiry.serial_prefix().as_str())
+            .unwrap_or(rest),
+        None => serial,
+    };
+    let mut page = vec![0x00, 0x80, 0x00, serial.len().min(255) as u8];
+    page.extend(serial.bytes().take(255));
     page
 }
 
 /// The kernel's `wwid` attribute for the SCSIid.
-fn wwid_attribute(scsiid: &str) -> String {
+/// (None when the kernel has none: no page 0x83, or only a vendor-specific designator.)
+fn wwid_attribute(scsiid: &str) -> Option<String> {
     match scsiid.chars().next() {
-        Some('3') => format!("naa.{}", &scsiid[1..]),
-        Some('2') => format!("eui.{}", &scsiid[1..]),
-        Some('1') => format!("t10.{}", &scsiid[1..]),
-        _ => scsiid.to_string(),
+        Some('3') => Some(format!("naa.{}", &scsiid[1..])),
+        Some('2') => Some(format!("eui.{}", &scsiid[1..])),
+        Some('1') => Some(format!("t10.{}", &scsiid[1..])),
+        _ => None,
     }
 }
 
@@ -101,6 +152,7 @@ impl Renderer {
             hosts: BTreeSet::new(),
             disks: BTreeMap::new(),
             by_id: BTreeMap::new(),
+            serials: BTreeMap::new(),
             maps: BTreeSet::new(),
             udev_held,
         }
@@ -139,7 +191,7 @@ impl Renderer {
             if !dir.join("scan").exists() {
                 write(&dir.join("scan"), "");
             }
-            if let Some(port) = hp.reach {
+            if let Some(port) = hp.reach.filter(|_| hp.transport == Transport::Iscsi) {
                 let spec = fabric.port_spec(port);
                 let session = format!("sys/class/iscsi_host/host{n}/device/session{n}");
                 write(
@@ -171,27 +223,40 @@ impl Renderer {
         let mut first_path: BTreeMap<String, String> = BTreeMap::new();
         for device in fabric.devices().iter().filter(|d| d.present) {
             let facts = fabric.facts(device.id);
-            let hcil = device.hcil.to_string();
+            let dir = format!("sys/devices/{}", device_dir(&facts));
             let state = if device.offline { "offline" } else { "running" };
-            present.insert(device.name.clone(), (hcil.clone(), state.to_string()));
-            first_path
-                .entry(facts.lun.wwid.clone())
-                .or_insert_with(|| device.name.clone());
+            present.insert(device.name.clone(), (dir.clone(), state.to_string()));
             let rendered = self.disks.get(&device.name);
-            if rendered.is_some_and(|(h, s)| *h == hcil && s == state) {
+            if rendered.is_some_and(|(d, s)| *d == dir && s == state) {
+                if let Some(serial) = self.serials.get(&device.name) {
+                    first_path
+                        .entry(serial.clone())
+                        .or_insert_with(|| device.name.clone());
+                }
                 continue;
             }
-            let sdev = self.path(&format!("sys/devices/scsi/{hcil}"));
-            if rendered.is_none_or(|(h, _)| *h != hcil) {
+            let sdev = self.path(&dir);
+            if rendered.is_none_or(|(d, _)| *d != dir) {
                 let wwid = &facts.lun.wwid;
+                let inquiry = Inquiry {
+                    vendor: &facts.array.vendor,
+                    model: &facts.array.product,
+                };
                 write(&sdev.join("vendor"), format!("{:<8}\n", facts.array.vendor));
                 write(
                     &sdev.join("model"),
                     format!("{:<16}\n", facts.array.product),
                 );
                 write(&sdev.join("rev"), format!("{}\n", facts.array.revision));
-                write(&sdev.join("wwid"), format!("{}\n", wwid_attribute(wwid)));
-                write(&sdev.join("vpd_pg83"), page83(wwid));
+                if let Some(attribute) = wwid_attribute(wwid) {
+                    write(&sdev.join("wwid"), format!("{attribute}\n"));
+                }
+                let pg83 = page83(wwid, inquiry);
+                if let Some(page) = &pg83 {
+                    write(&sdev.join("vpd_pg83"), page);
+                }
+                let pg80 = page80(wwid, &facts.lun.serial, inquiry);
+                write(&sdev.join("vpd_pg80"), &pg80);
                 let block = self.path(&format!("sys/block/{}", device.name));
                 let _ = fs::remove_dir_all(&block);
                 write(
@@ -202,20 +267,54 @@ impl Renderer {
                     &block.join("dev"),
                     format!("{}:{}\n", device.dev_t.0, device.dev_t.1),
                 );
-                let _ = symlink(format!("../../devices/scsi/{hcil}"), block.join("device"));
+                let _ = symlink(
+                    format!("../../{}", &dir["sys/".len()..]),
+                    block.join("device"),
+                );
                 write(&self.path(&format!("dev/{}", device.name)), "");
+                let serial = udev::id_serial(pg83.as_deref(), Some(&pg80), inquiry);
+                write(
+                    &self.path(&format!(
+                        "run/udev/data/b{}:{}",
+                        device.dev_t.0, device.dev_t.1
+                    )),
+                    udev::database_entry(&device.name, device.dev_t, inquiry, serial.as_ref()),
+                );
+                match serial {
+                    Some((full, _)) => {
+                        self.serials.insert(device.name.clone(), full);
+                    }
+                    None => {
+                        self.serials.remove(&device.name);
+                    }
+                }
+            }
+            if let Some(serial) = self.serials.get(&device.name) {
+                first_path
+                    .entry(serial.clone())
+                    .or_insert_with(|| device.name.clone());
             }
             write(&sdev.join("state"), format!("{state}\n"));
         }
-        for (name, (hcil, _)) in &self.disks {
-            if present.get(name).is_none_or(|(h, _)| h != hcil) {
-                let _ = fs::remove_dir_all(self.path(&format!("sys/devices/scsi/{hcil}")));
+        for (name, (dir, _)) in &self.disks {
+            if present.get(name).is_none_or(|(d, _)| d != dir) {
+                let _ = fs::remove_dir_all(self.path(dir));
                 if !present.contains_key(name) {
                     let _ = fs::remove_dir_all(self.path(&format!("sys/block/{name}")));
                     let _ = fs::remove_file(self.path(&format!("dev/{name}")));
+                    if let Some((major, minor)) = fabric
+                        .devices()
+                        .iter()
+                        .find(|d| d.name == *name)
+                        .map(|d| d.dev_t)
+                    {
+                        let _ =
+                            fs::remove_file(self.path(&format!("run/udev/data/b{major}:{minor}")));
+                    }
                 }
             }
         }
+        self.serials.retain(|name, _| present.contains_key(name));
         self.disks = present;
         let by_id_dir = self.path("dev/disk/by-id");
         for (wwid, name) in &first_path {

@@ -2,18 +2,25 @@
 //! and its text appended to `var/log/SMlog`, as rsyslog does with facility local2 on a
 //! XenServer host.
 
+use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// The text of a barrier datagram (followed by its number); never a syslog line.
+const BARRIER: &str = "\u{1}sm-rs-host-sim-barrier ";
 
 pub struct Syslog {
     pub socket: PathBuf,
     pub lines: Arc<Mutex<Vec<String>>>,
+    /// The barrier markers the reader passed, with their signal (see [`Syslog::lines`]).
+    passed: Arc<(Mutex<BTreeSet<u64>>, Condvar)>,
+    next_marker: AtomicU64,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -27,10 +34,12 @@ impl Syslog {
         let receiver = UnixDatagram::bind(&socket)?;
         receiver.set_read_timeout(Some(Duration::from_millis(200)))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let passed = Arc::new((Mutex::new(BTreeSet::new()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let smlog = root.join("var/log/SMlog");
         let thread = {
-            let (lines, stop) = (Arc::clone(&lines), Arc::clone(&stop));
+            let (lines, stop, passed) =
+                (Arc::clone(&lines), Arc::clone(&stop), Arc::clone(&passed));
             std::thread::Builder::new()
                 .name("host-sim-syslog".into())
                 .spawn(move || {
@@ -40,6 +49,17 @@ impl Syslog {
                             continue;
                         };
                         let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        if let Some(marker) = line
+                            .strip_prefix(BARRIER)
+                            .and_then(|m| m.parse::<u64>().ok())
+                        {
+                            let (last, signal) = &*passed;
+                            if let Ok(mut last) = last.lock() {
+                                last.insert(marker);
+                            }
+                            signal.notify_all();
+                            continue;
+                        }
                         if let Ok(mut file) =
                             OpenOptions::new().create(true).append(true).open(&smlog)
                         {
@@ -55,13 +75,44 @@ impl Syslog {
         Ok(Self {
             socket,
             lines,
+            passed,
+            next_marker: AtomicU64::new(1),
             stop,
             thread: Some(thread),
         })
     }
 
+    /// Every line so far. A datagram a program sent before it exited is in the socket's
+    /// queue but maybe not read yet: a barrier datagram, sent now and queued after them,
+    /// is awaited first, so every line sent before this call is in.
     pub fn lines(&self) -> Vec<String> {
+        self.settle();
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn settle(&self) {
+        let marker = self.next_marker.fetch_add(1, Ordering::Relaxed);
+        let Ok(sender) = UnixDatagram::unbound() else {
+            return;
+        };
+        if sender
+            .send_to(format!("{BARRIER}{marker}").as_bytes(), &self.socket)
+            .is_err()
+        {
+            return;
+        }
+        let (last, signal) = &*self.passed;
+        let Ok(guard) = last.lock() else {
+            return;
+        };
+        // Bounded only so a dead reader cannot hang a test; the reader normally passes the
+        // marker as soon as it reaches it.
+        let passed = signal.wait_timeout_while(guard, Duration::from_secs(30), |passed| {
+            !passed.contains(&marker)
+        });
+        if let Ok((mut passed, _)) = passed {
+            passed.remove(&marker);
+        }
     }
 }
 

@@ -461,7 +461,8 @@ fn parse(cmd: &str) -> Result<Parsed, Refusal> {
 /// `!` or `#` where a word would start ends the command. There is no `""` escape.
 fn tokenize_0_4_9(cmd: &str) -> Vec<String> {
     let bytes = cmd.as_bytes();
-    let space = |b: u8| b.is_ascii_whitespace() || !b.is_ascii();
+    // C's isspace (vertical tab included), and every byte that is not ASCII.
+    let space = |b: u8| matches!(b, b' ' | b'\t'..=b'\r') || !b.is_ascii();
     let mut at = 0;
     let mut words = Vec::new();
     while at < bytes.len() && space(bytes[at]) {
@@ -1080,6 +1081,7 @@ mod tests {
         );
         assert_eq!(tokenize_0_4_9("  # all comment"), Vec::<String>::new());
         assert_eq!(tokenize_0_4_9("x{y}"), ["x", "{", "y", "}"]);
+        assert_eq!(tokenize_0_4_9("a\x0bb\x1fc"), ["a", "b\x1fc"]);
         let p = parse_0_4_9("maps show raw format \"%n\"").unwrap();
         assert_eq!(p.handler, Handler::ListMapsRaw);
         assert_eq!(p.param(Keyword::Format), "%n");

@@ -40,8 +40,8 @@ impl ReplyStyle {
         match self {
             Self::V0_9_4 => "multipath-tools v0.9.4 (12/19, 2022)\n",
             Self::V0_9_8 => "multipath-tools v0.9.8 (02/15, 2024)\n",
-            // VERSION_CODE 0x000409, DATE_CODE 0x052110: the RHEL series never bumped them.
-            Self::V0_4_9Xs => "multipath-tools v0.4.9 (05/21, 2010)\n",
+            // VERSION_CODE 0x000409, DATE_CODE 0x052110, each byte printed with %d.
+            Self::V0_4_9Xs => "multipath-tools v0.4.9 (05/33, 2016)\n",
         }
     }
 
@@ -68,7 +68,8 @@ pub enum FindMultipaths {
 /// Which peers count as root (the daemon lets only root change anything).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerPolicy {
-    /// By the peer's uid (SO_PEERCRED), as multipathd does.
+    /// By the peer's uid (SO_PEERCRED), as multipathd does; a peer of the simulator's own uid
+    /// counts as root too, as a peer of the daemon's (root's) uid does.
     Credentials,
     /// Every peer is treated as non-root: lets a test running as root see the refusal.
     AllUnprivileged,
@@ -115,6 +116,42 @@ impl Default for DaemonConfig {
             polling_interval: 5,
             missing_map_delay: MISSING_MAP_DELAY_0_4_9,
         }
+    }
+}
+
+impl DaemonConfig {
+    /// A dom0's multipathd as XCP-ng 8.3 / XenServer 8 runs it: 0.4.9-136.xs8 with stock
+    /// sm's `/etc/multipath.conf` (`find_multipaths yes`, `user_friendly_names no`, no
+    /// `polling_interval`: 5 s), its devnode blacklist plus the daemon's built-in one
+    /// (`^(td|hd|vd)[a-z]`, …, as prefixes). Arrays without a device entry get
+    /// [`stock_sm_default_policy`]. The wwids file is the caller's to set.
+    pub fn dom0() -> Self {
+        Self {
+            style: ReplyStyle::V0_4_9Xs,
+            find_multipaths: FindMultipaths::On,
+            blacklist_devnodes: [
+                "ram", "raw", "loop", "fd", "md", "dm-", "sr", "scd", "st", "td", "hd", "vd",
+                "dcssblk", "nvme", "scini", "rbd", "nbd", "drbd",
+            ]
+            .map(String::from)
+            .to_vec(),
+            polling_interval: 5,
+            ..Self::default()
+        }
+    }
+}
+
+/// What 0.4.9-xs under stock sm's multipath.conf sets up for an array with no device entry
+/// (a QEMU disk, tgt): its built-in defaults (failover, `service-time 0`, const prio,
+/// checker `directio`, hwhandler `0`) with sm's `failback 10` and `no_path_retry 10`, which
+/// puts `queue_if_no_path` in the table.
+pub fn stock_sm_default_policy() -> Policy {
+    Policy {
+        checker: "directio".into(),
+        failback: Failback::Deferred(10),
+        no_path_retry: crate::fabric::NoPathRetry::Retries(10),
+        features: "1 queue_if_no_path".into(),
+        ..Policy::builtin()
     }
 }
 
@@ -529,6 +566,15 @@ impl Daemon {
         for state in self.paths.values_mut() {
             state.operator_failed = None;
         }
+        if self.config.style.is_0_4_9() {
+            // 0.4.9's configure builds every map afresh: its counters start again (and
+            // the forced reload counts one load).
+            for map in &mut self.maps {
+                map.map_loads = 0;
+                map.path_faults = 0;
+                map.switch_grp = 0;
+            }
+        }
         let candidates: BTreeSet<String> = self
             .pathvec
             .iter()
@@ -675,7 +721,12 @@ impl Daemon {
                 current = next;
             }
             let mut switches = 0;
-            if map.policy.failback == Failback::Immediate {
+            // The simulator has no clock: a deferred failback is shown done (the state
+            // N + 1 seconds on), never pending.
+            if matches!(
+                map.policy.failback,
+                Failback::Immediate | Failback::Deferred(_)
+            ) {
                 let best = self.best_group(fabric, &map.layout);
                 if best != current && map.layout.get(best).is_some_and(works) {
                     current = best;

@@ -409,6 +409,9 @@ impl<'a> Printer<'a> {
             )
             .is_ok(),
             'Q' => match map.policy.no_path_retry {
+                // retry_tick is set to no_path_retry × checkint + 1 when the last path
+                // fails, and the checker loop takes one off in the same pass (then one a
+                // second): shown as after that first pass.
                 NoPathRetry::Retries(n) if info.usable == 0 => {
                     write!(out, "{} sec", n * self.daemon.config.polling_interval).is_ok()
                 }
@@ -437,7 +440,9 @@ impl<'a> Printer<'a> {
                 match map.policy.failback {
                     Failback::Immediate => "immediate",
                     Failback::Followover => "followover",
-                    Failback::Manual => "-",
+                    // A deferred failback prints its progress only while one is pending
+                    // (failback_tick), which the simulator never shows.
+                    Failback::Manual | Failback::Deferred(_) => "-",
                 },
             ),
             'Q' => match map.policy.no_path_retry {
@@ -491,6 +496,8 @@ impl<'a> Printer<'a> {
         let array = info.facts.array;
         let known = match w {
             's' => write!(out, "{:<8.8},{:<16.16}", array.vendor, array.product).is_ok(),
+            // A path outside a map has no checker selected yet.
+            'c' if info.map.is_none() => true,
             'T' if info.map.is_some() && info.checker == Checker::Pending => {
                 push(out, "undef").is_ok()
             }

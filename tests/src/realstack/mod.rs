@@ -128,7 +128,8 @@ pub fn prepare() -> Result<Option<Stack>> {
         Ok(found) => found,
         Err(Error::Unavailable(reason)) if mode == Mode::Auto => {
             eprintln!(
-                "realstack: SKIPPED: {reason} (install with .ci/install.d/40-realstack.sh; \
+                "realstack: SKIPPED: {reason} (`cargo xtask test` installs the tools as root, \
+                 and leaves out what cannot run so that it counts as skipped, not passed; \
                  SM_RS_REALSTACK=require makes this a failure)"
             );
             return Ok(None);

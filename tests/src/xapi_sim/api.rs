@@ -186,7 +186,10 @@ fn arity(class: Class, message: &str) -> Option<(usize, usize)> {
         (Class::Sr, "probe") => Some((5, 5)),
         (Class::Sr, "scan" | "update") => Some((2, 2)),
         (Class::Vdi, "db_introduce") => Some((12, 20)),
-        (Class::Vdi, "db_forget") => Some((2, 2)),
+        (Class::Vdi, "db_forget" | "forget") => Some((2, 2)),
+        (Class::Vdi, "introduce") => Some((12, 19)),
+        (Class::Vdi, "create") => Some((2, 2)),
+        (Class::Vdi, "set_managed") => Some((3, 3)),
         (Class::Message, "create") => Some((6, 6)),
         (Class::Message, "destroy") => Some((2, 2)),
         _ => None,
@@ -381,6 +384,14 @@ pub(crate) async fn dispatch(
                 if !db.srs.contains_key(&row.sr) {
                     return Err(failure("HANDLE_INVALID", ["SR", &row.sr]));
                 }
+                // introduce_dbonly: a location is unique in its SR.
+                if db
+                    .vdis
+                    .values()
+                    .any(|v| v.sr == row.sr && v.location == row.location)
+                {
+                    return Err(failure("LOCATION_NOT_UNIQUE", [&row.sr, &row.location]));
+                }
                 if db.by_uuid(Class::Vdi, &row.uuid).is_some() {
                     return Err(failure(
                         "INTERNAL_ERROR",
@@ -396,7 +407,58 @@ pub(crate) async fn dispatch(
                 Ok(Value::String(vdi))
             })
         }
-        (Class::Vdi, "db_forget") => {
+        (Class::Vdi, "introduce") => {
+            let row = vdi_from_params(&p, n)?;
+            storage::vdi_introduce(sim, row).await.map(Value::String)
+        }
+        (Class::Vdi, "create") => {
+            let record = p
+                .get(1)
+                .as_struct()
+                .cloned()
+                .ok_or_else(|| failure("FIELD_TYPE_ERROR", ["args"]))?;
+            let text = |k: &str| {
+                record
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let map = |k: &str| record.get(k).and_then(string_map).unwrap_or_default();
+            let flag = |k: &str| record.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let row = VdiRow {
+                name_label: text("name_label"),
+                name_description: text("name_description"),
+                sr: text("SR"),
+                vdi_type: text("type").to_ascii_lowercase(),
+                sharable: flag("sharable"),
+                read_only: flag("read_only"),
+                other_config: map("other_config"),
+                xenstore_data: map("xenstore_data"),
+                sm_config: map("sm_config"),
+                virtual_size: match record.get("virtual_size") {
+                    Some(Value::String(s)) => s.parse().unwrap_or(0),
+                    Some(v) => v.as_int().unwrap_or(0),
+                    None => 0,
+                },
+                ..VdiRow::default()
+            };
+            storage::vdi_create(sim, row).await.map(Value::String)
+        }
+        (Class::Vdi, "set_managed") => {
+            let vdi = p.string(1, "self")?;
+            let value = p.bool(2, "value")?;
+            sim.modify(|db| {
+                let row = db
+                    .vdis
+                    .get_mut(&vdi)
+                    .ok_or_else(|| failure("HANDLE_INVALID", ["VDI", &vdi]))?;
+                row.managed = value;
+                db.touch(Class::Vdi, &vdi);
+                Ok(Value::void())
+            })
+        }
+        (Class::Vdi, "db_forget" | "forget") => {
             let vdi = p.string(1, "vdi")?;
             sim.modify(|db| {
                 db.vdis

@@ -20,10 +20,13 @@ pub enum Class {
     Pbd,
     Vdi,
     Message,
+    Sm,
+    Vm,
+    Vbd,
 }
 
 impl Class {
-    pub const ALL: [Class; 7] = [
+    pub const ALL: [Class; 10] = [
         Class::Session,
         Class::Pool,
         Class::Host,
@@ -31,6 +34,9 @@ impl Class {
         Class::Pbd,
         Class::Vdi,
         Class::Message,
+        Class::Sm,
+        Class::Vm,
+        Class::Vbd,
     ];
 
     /// As in method names and `HANDLE_INVALID`.
@@ -43,6 +49,9 @@ impl Class {
             Class::Pbd => "PBD",
             Class::Vdi => "VDI",
             Class::Message => "message",
+            Class::Sm => "SM",
+            Class::Vm => "VM",
+            Class::Vbd => "VBD",
         }
     }
 
@@ -58,7 +67,9 @@ impl Class {
     /// The map fields a client may change with `add_to_*` / `remove_from_*` / `set_*`.
     pub fn rw_maps(self) -> &'static [&'static str] {
         match self {
-            Class::Pool | Class::Host | Class::Pbd => &["other_config"],
+            Class::Pool | Class::Host | Class::Pbd | Class::Sm | Class::Vm | Class::Vbd => {
+                &["other_config"]
+            }
             Class::Sr => &["other_config", "sm_config"],
             Class::Vdi => &["other_config", "sm_config", "xenstore_data"],
             Class::Session | Class::Message => &[],
@@ -68,7 +79,7 @@ impl Class {
     /// The string fields a client may `set_*`.
     pub fn rw_strings(self) -> &'static [&'static str] {
         match self {
-            Class::Pool | Class::Host | Class::Sr | Class::Vdi => {
+            Class::Pool | Class::Host | Class::Sr | Class::Vdi | Class::Vm => {
                 &["name_label", "name_description"]
             }
             _ => &[],
@@ -149,6 +160,52 @@ pub struct VdiRow {
     pub cbt_enabled: bool,
 }
 
+/// A storage plugin as xapi registers it from `sr_get_driver_info` (`Xapi_sm`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SmRow {
+    pub uuid: String,
+    pub sm_type: String,
+    pub name_label: String,
+    pub name_description: String,
+    pub vendor: String,
+    pub copyright: String,
+    pub version: String,
+    pub required_api_version: String,
+    pub capabilities: Vec<String>,
+    pub configuration: StringMap,
+    /// Where the driver is, e.g. `/opt/xensource/sm/LVMoISCSISR`.
+    pub driver_filename: String,
+    pub other_config: StringMap,
+}
+
+/// A VM; each host has its control domain (dom0), whose VBDs are the disks dom0 attaches.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VmRow {
+    pub uuid: String,
+    pub name_label: String,
+    pub name_description: String,
+    pub is_control_domain: bool,
+    /// The host it runs on (`OpaqueRef:NULL` when halted).
+    pub resident_on: String,
+    /// `Running`, `Halted`, …
+    pub power_state: String,
+    pub other_config: StringMap,
+}
+
+/// A virtual block device: a VM's use of a VDI.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VbdRow {
+    pub uuid: String,
+    pub vm: String,
+    pub vdi: String,
+    pub userdevice: String,
+    pub device: String,
+    /// `RW` or `RO`.
+    pub mode: String,
+    pub currently_attached: bool,
+    pub other_config: StringMap,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MessageRow {
     pub uuid: String,
@@ -202,6 +259,12 @@ pub struct Db {
     pub pbds: BTreeMap<String, PbdRow>,
     pub vdis: BTreeMap<String, VdiRow>,
     pub messages: BTreeMap<String, MessageRow>,
+    #[serde(default)]
+    pub sms: BTreeMap<String, SmRow>,
+    #[serde(default)]
+    pub vms: BTreeMap<String, VmRow>,
+    #[serde(default)]
+    pub vbds: BTreeMap<String, VbdRow>,
     pub sessions: BTreeMap<String, SessionRow>,
     /// `"<vdi ref>/<host ref>"` → attachment.
     pub attachments: BTreeMap<String, Attachment>,
@@ -209,6 +272,8 @@ pub struct Db {
     /// `"<class>/<ref>"` → stamp, kept after deletion so a `del` event can be reported.
     pub stamps: BTreeMap<String, Stamp>,
 }
+
+pub const NULL_REF: &str = "OpaqueRef:NULL";
 
 pub fn new_ref() -> String {
     format!("OpaqueRef:{}", new_uuid())
@@ -361,6 +426,9 @@ impl Db {
             Class::Pbd => self.pbds.contains_key(object),
             Class::Vdi => self.vdis.contains_key(object),
             Class::Message => self.messages.contains_key(object),
+            Class::Sm => self.sms.contains_key(object),
+            Class::Vm => self.vms.contains_key(object),
+            Class::Vbd => self.vbds.contains_key(object),
         }
     }
 
@@ -373,6 +441,9 @@ impl Db {
             Class::Pbd => self.pbds.keys().cloned().collect(),
             Class::Vdi => self.vdis.keys().cloned().collect(),
             Class::Message => self.messages.keys().cloned().collect(),
+            Class::Sm => self.sms.keys().cloned().collect(),
+            Class::Vm => self.vms.keys().cloned().collect(),
+            Class::Vbd => self.vbds.keys().cloned().collect(),
         }
     }
 
@@ -385,6 +456,9 @@ impl Db {
             Class::Pbd => &self.pbds.get(object)?.uuid,
             Class::Vdi => &self.vdis.get(object)?.uuid,
             Class::Message => &self.messages.get(object)?.uuid,
+            Class::Sm => &self.sms.get(object)?.uuid,
+            Class::Vm => &self.vms.get(object)?.uuid,
+            Class::Vbd => &self.vbds.get(object)?.uuid,
         })
     }
 
@@ -446,6 +520,10 @@ impl Db {
                     ("API_version_major", h.api_version_major.into()),
                     ("API_version_minor", h.api_version_minor.into()),
                     ("API_version_vendor", "XenSource".into()),
+                    (
+                        "control_domain",
+                        self.control_domain(object).unwrap_or(NULL_REF).into(),
+                    ),
                 ]
             }
             Class::Sr => {
@@ -496,7 +574,15 @@ impl Db {
                     ("name_label", v.name_label.as_str().into()),
                     ("name_description", v.name_description.as_str().into()),
                     ("SR", v.sr.as_str().into()),
-                    ("VBDs", Value::Array(Vec::new())),
+                    (
+                        "VBDs",
+                        refs(
+                            self.vbds
+                                .iter()
+                                .filter(|(_, b)| b.vdi == object)
+                                .map(|(r, _)| r.clone()),
+                        ),
+                    ),
                     ("type", v.vdi_type.as_str().into()),
                     ("sharable", v.sharable.into()),
                     ("read_only", v.read_only.into()),
@@ -527,6 +613,78 @@ impl Db {
                     ("body", m.body.as_str().into()),
                 ]
             }
+            Class::Sm => {
+                let m = self.sms.get(object)?;
+                vec![
+                    ("uuid", m.uuid.as_str().into()),
+                    ("name_label", m.name_label.as_str().into()),
+                    ("name_description", m.name_description.as_str().into()),
+                    ("type", m.sm_type.as_str().into()),
+                    ("vendor", m.vendor.as_str().into()),
+                    ("copyright", m.copyright.as_str().into()),
+                    ("version", m.version.as_str().into()),
+                    (
+                        "required_api_version",
+                        m.required_api_version.as_str().into(),
+                    ),
+                    ("configuration", map(&m.configuration)),
+                    (
+                        "capabilities",
+                        Value::Array(
+                            m.capabilities
+                                .iter()
+                                .map(|c| Value::String(c.clone()))
+                                .collect(),
+                        ),
+                    ),
+                    (
+                        "features",
+                        m.capabilities
+                            .iter()
+                            .map(|c| (c.clone(), Value::from(1i64)))
+                            .collect(),
+                    ),
+                    ("other_config", map(&m.other_config)),
+                    ("driver_filename", m.driver_filename.as_str().into()),
+                    ("required_cluster_stack", Value::Array(Vec::new())),
+                ]
+            }
+            Class::Vm => {
+                let v = self.vms.get(object)?;
+                vec![
+                    ("uuid", v.uuid.as_str().into()),
+                    ("name_label", v.name_label.as_str().into()),
+                    ("name_description", v.name_description.as_str().into()),
+                    ("is_control_domain", v.is_control_domain.into()),
+                    ("resident_on", v.resident_on.as_str().into()),
+                    ("power_state", v.power_state.as_str().into()),
+                    (
+                        "VBDs",
+                        refs(
+                            self.vbds
+                                .iter()
+                                .filter(|(_, b)| b.vm == object)
+                                .map(|(r, _)| r.clone()),
+                        ),
+                    ),
+                    ("other_config", map(&v.other_config)),
+                ]
+            }
+            Class::Vbd => {
+                let b = self.vbds.get(object)?;
+                vec![
+                    ("uuid", b.uuid.as_str().into()),
+                    ("VM", b.vm.as_str().into()),
+                    ("VDI", b.vdi.as_str().into()),
+                    ("userdevice", b.userdevice.as_str().into()),
+                    ("device", b.device.as_str().into()),
+                    ("mode", b.mode.as_str().into()),
+                    ("type", "Disk".into()),
+                    ("empty", false.into()),
+                    ("currently_attached", b.currently_attached.into()),
+                    ("other_config", map(&b.other_config)),
+                ]
+            }
         };
         Some(fields.into_iter().collect())
     }
@@ -543,6 +701,9 @@ impl Db {
             Class::Pbd => drop(db.pbds.insert(r.clone(), PbdRow::default())),
             Class::Vdi => drop(db.vdis.insert(r.clone(), VdiRow::default())),
             Class::Message => drop(db.messages.insert(r.clone(), MessageRow::default())),
+            Class::Sm => drop(db.sms.insert(r.clone(), SmRow::default())),
+            Class::Vm => drop(db.vms.insert(r.clone(), VmRow::default())),
+            Class::Vbd => drop(db.vbds.insert(r.clone(), VbdRow::default())),
         }
         match db.record(class, &r) {
             Some(Value::Struct(fields)) => fields.into_keys().collect(),
@@ -563,6 +724,9 @@ impl Db {
             (Class::Vdi, "other_config") => Some(&mut self.vdis.get_mut(object)?.other_config),
             (Class::Vdi, "sm_config") => Some(&mut self.vdis.get_mut(object)?.sm_config),
             (Class::Vdi, "xenstore_data") => Some(&mut self.vdis.get_mut(object)?.xenstore_data),
+            (Class::Sm, "other_config") => Some(&mut self.sms.get_mut(object)?.other_config),
+            (Class::Vm, "other_config") => Some(&mut self.vms.get_mut(object)?.other_config),
+            (Class::Vbd, "other_config") => Some(&mut self.vbds.get_mut(object)?.other_config),
             _ => None,
         }
     }
@@ -588,8 +752,88 @@ impl Db {
             (Class::Vdi, "name_description") => {
                 Some(&mut self.vdis.get_mut(object)?.name_description)
             }
+            (Class::Vm, "name_label") => Some(&mut self.vms.get_mut(object)?.name_label),
+            (Class::Vm, "name_description") => {
+                Some(&mut self.vms.get_mut(object)?.name_description)
+            }
             _ => None,
         }
+    }
+
+    /// A host's control domain (dom0).
+    pub fn control_domain(&self, host: &str) -> Option<&str> {
+        self.vms
+            .iter()
+            .find(|(_, v)| v.is_control_domain && v.resident_on == host)
+            .map(|(r, _)| r.as_str())
+    }
+
+    /// Adds a host's control domain.
+    pub fn insert_control_domain(&mut self, host: &str, name: &str) -> String {
+        let vm = new_ref();
+        self.vms.insert(
+            vm.clone(),
+            VmRow {
+                uuid: new_uuid(),
+                name_label: format!("Control domain on host: {name}"),
+                is_control_domain: true,
+                resident_on: host.to_owned(),
+                power_state: "Running".into(),
+                ..VmRow::default()
+            },
+        );
+        self.created(Class::Vm, &vm);
+        vm
+    }
+
+    /// Adds a VBD of a VM for a VDI.
+    pub fn insert_vbd(&mut self, vm: &str, vdi: &str, attached: bool) -> String {
+        let userdevice = self
+            .vbds
+            .values()
+            .filter(|b| b.vm == vm)
+            .count()
+            .to_string();
+        let vbd = new_ref();
+        self.vbds.insert(
+            vbd.clone(),
+            VbdRow {
+                uuid: new_uuid(),
+                vm: vm.to_owned(),
+                vdi: vdi.to_owned(),
+                userdevice,
+                mode: "RW".into(),
+                currently_attached: attached,
+                ..VbdRow::default()
+            },
+        );
+        self.created(Class::Vbd, &vbd);
+        vbd
+    }
+
+    /// The SM record of an SR type.
+    pub fn sm_of(&self, sr_type: &str) -> Option<&SmRow> {
+        self.sms.values().find(|m| m.sm_type == sr_type)
+    }
+
+    /// Registers (or re-registers) an SM record, as xapi does for each driver it finds.
+    pub fn register_sm(&mut self, row: SmRow) -> String {
+        if let Some((r, existing)) = self.sms.iter_mut().find(|(_, m)| m.sm_type == row.sm_type) {
+            let uuid = std::mem::take(&mut existing.uuid);
+            *existing = SmRow { uuid, ..row };
+            let r = r.clone();
+            self.touch(Class::Sm, &r);
+            return r;
+        }
+        let r = new_ref();
+        let uuid = if row.uuid.is_empty() {
+            new_uuid()
+        } else {
+            row.uuid.clone()
+        };
+        self.sms.insert(r.clone(), SmRow { uuid, ..row });
+        self.created(Class::Sm, &r);
+        r
     }
 
     /// The host whose driver runs the SR-wide calls: the pool master for a shared SR, else

@@ -115,16 +115,20 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 out.push(Token::Str(s));
             }
             c if c.is_ascii_alphabetic() => {
-                let mut w = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c.is_ascii_alphanumeric() || c == '_' {
-                        w.push(c);
-                        chars.next();
-                    } else {
-                        break;
-                    }
+                // xapi's lexer (db_filter_lex.mll) knows only its keywords, as fixed
+                // strings with no identifier rule: `andfield` is `and` then `field`, as
+                // stock sm's `SR.from_uuid` writes it.
+                let rest: String = chars.clone().collect();
+                let Some(word) = ["field", "and", "or", "not", "true", "false"]
+                    .into_iter()
+                    .find(|k| rest.starts_with(k))
+                else {
+                    return Err(format!("unexpected word at {rest:?}"));
+                };
+                for _ in 0..word.len() {
+                    chars.next();
                 }
-                out.push(Token::Word(w));
+                out.push(Token::Word(word.to_string()));
             }
             other => return Err(format!("unexpected character {other:?}")),
         }
@@ -227,6 +231,10 @@ mod tests {
         let e = parse(r#"field "host" = "OpaqueRef:h1" and field "SR" = "OpaqueRef:s1""#).unwrap();
         assert!(e.matches(&rec(&[("host", "OpaqueRef:h1"), ("SR", "OpaqueRef:s1")])));
         assert!(!e.matches(&rec(&[("host", "OpaqueRef:h2"), ("SR", "OpaqueRef:s1")])));
+        // Stock SR.from_uuid joins its two halves with no blank: "… andfield …".
+        let joined =
+            parse(r#"field "SR" = "OpaqueRef:s1" andfield "host" = "OpaqueRef:h1""#).unwrap();
+        assert!(joined.matches(&rec(&[("host", "OpaqueRef:h1"), ("SR", "OpaqueRef:s1")])));
     }
 
     #[test]

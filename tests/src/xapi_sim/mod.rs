@@ -30,7 +30,10 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use xenapi::Failure;
 
-pub use db::{Attachment, Class, Db, HostRow, MessageRow, PbdRow, SrRow, StringMap, VdiRow};
+pub use db::{
+    Attachment, Class, Db, HostRow, MessageRow, PbdRow, SmRow, SrRow, StringMap, VbdRow, VdiRow,
+    VmRow,
+};
 pub use sm_exec::{DriverCall, DriverConfig};
 pub use tls::SelfSignedCert;
 
@@ -190,6 +193,7 @@ impl Builder {
                 },
             );
             db.created(Class::Host, &host);
+            db.insert_control_domain(&host, &format!("host{i}"));
             if i == 0 {
                 master = host;
             }
@@ -358,6 +362,49 @@ impl XapiSim {
             );
             db.created(Class::Vdi, &vdi);
             vdi
+        })
+    }
+
+    /// Registers a storage plugin of a type the simulator does not run (a stock SR type), as
+    /// xapi registers the drivers it finds at start.
+    pub fn add_sm(&self, row: SmRow) -> String {
+        self.modify(|db| db.register_sm(row))
+    }
+
+    /// A halted VM (no VBDs yet).
+    pub fn add_vm(&self, name_label: &str) -> String {
+        self.modify(|db| {
+            let vm = db::new_ref();
+            db.vms.insert(
+                vm.clone(),
+                VmRow {
+                    uuid: db::new_uuid(),
+                    name_label: name_label.into(),
+                    resident_on: db::NULL_REF.into(),
+                    power_state: "Halted".into(),
+                    ..VmRow::default()
+                },
+            );
+            db.created(Class::Vm, &vm);
+            vm
+        })
+    }
+
+    /// A disk of a VM (`xe vbd-create`), not plugged.
+    pub fn add_vbd(&self, vm: &str, vdi: &str) -> Result<String, Failure> {
+        self.modify(|db| {
+            let managed = db
+                .vdis
+                .get(vdi)
+                .ok_or_else(|| Failure::new("HANDLE_INVALID", ["VDI", vdi]))?
+                .managed;
+            if !managed {
+                return Err(Failure::new("VDI_NOT_MANAGED", [vdi]));
+            }
+            if !db.vms.contains_key(vm) {
+                return Err(Failure::new("HANDLE_INVALID", ["VM", vm]));
+            }
+            Ok(db.insert_vbd(vm, vdi, false))
         })
     }
 

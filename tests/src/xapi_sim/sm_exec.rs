@@ -201,7 +201,7 @@ impl Drivers {
     }
 
     /// The executable of an SR type: the `<Name>SR` whose lower-cased name is the type.
-    fn executable(&self, sr_type: &str) -> Option<PathBuf> {
+    pub(crate) fn executable(&self, sr_type: &str) -> Option<PathBuf> {
         let dir = &self.config.as_ref()?.dir;
         std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
             let name = entry.file_name().into_string().ok()?;

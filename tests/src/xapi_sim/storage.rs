@@ -62,12 +62,40 @@ async fn run(
     shape: Shape,
 ) -> Result<Value, Failure> {
     let drivers = &sim.inner.drivers;
-    drivers.driver_info(sr_type, env).await?;
+    register(sim, sr_type, env).await?;
     let session = sim.modify(|db| api::new_session(db, &env.host_ref, api::SM_USER, "SM", sr));
     call.session_ref = Some(session.clone());
     let result = drivers.run(sr_type, env, &call, shape).await;
     sim.modify(|db| db.sessions.remove(&session));
     result
+}
+
+/// The driver's SM record, made when xapi first learns of the driver (at its start; here at
+/// the first use), from `sr_get_driver_info`.
+async fn register(
+    sim: &XapiSim,
+    sr_type: &str,
+    env: &HostEnv,
+) -> Result<sm_exec::DriverInfo, Failure> {
+    let drivers = &sim.inner.drivers;
+    let info = drivers.driver_info(sr_type, env).await?;
+    if sim.db().sm_of(sr_type).is_none() {
+        let driver_filename = drivers
+            .executable(sr_type)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        sim.modify(|db| {
+            db.register_sm(db::SmRow {
+                sm_type: sr_type.to_owned(),
+                name_label: info.name.clone(),
+                required_api_version: info.required_api_version.clone(),
+                capabilities: info.capabilities.clone(),
+                driver_filename,
+                ..db::SmRow::default()
+            })
+        });
+    }
+    Ok(info)
 }
 
 pub(crate) async fn pbd_plug(sim: &XapiSim, pbd: &str) -> Result<(), Failure> {
@@ -338,6 +366,10 @@ pub(crate) async fn vdi_attach(
     let mode = writable.to_string();
     let (call, sr_type, env, sr) = {
         let db = sim.db();
+        // VBD.create refuses a VDI the SR has not handed over (CA-26514).
+        if db.vdis.get(vdi).is_some_and(|v| !v.managed) {
+            return Err(Failure::new("VDI_NOT_MANAGED", [vdi]));
+        }
         let (call, sr_type) = vdi_call(&db, host, vdi, "vdi_attach", vec![mode.clone()])?;
         let sr = call.sr_ref.clone().unwrap_or_default();
         (call, sr_type, host_env(sim, &db, host), sr)
@@ -373,6 +405,10 @@ pub(crate) async fn vdi_attach(
                 result: result.clone(),
             },
         );
+        // dom0's VBD of the plug.
+        if let Some(dom0) = db.control_domain(host).map(str::to_owned) {
+            db.insert_vbd(&dom0, vdi, true);
+        }
         db.touch(Class::Vdi, vdi);
     });
     Ok(result)
@@ -405,7 +441,144 @@ pub(crate) async fn vdi_detach(sim: &XapiSim, host: &str, vdi: &str) -> Result<(
     run(sim, &sr_type, &env, detach, Some(&sr), Shape::Nil).await?;
     sim.modify(|db| {
         db.attachments.remove(&key);
+        let dom0 = db.control_domain(host).map(str::to_owned);
+        let vbd = db
+            .vbds
+            .iter()
+            .find(|(_, b)| Some(&b.vm) == dom0.as_ref() && b.vdi == vdi)
+            .map(|(r, _)| r.clone());
+        if let Some(vbd) = vbd {
+            db.vbds.remove(&vbd);
+            db.deleted(Class::Vbd, &vbd);
+        }
         db.touch(Class::Vdi, vdi);
     });
     Ok(())
+}
+
+/// `VDI.create` (`xe vdi-create`): the SR master's driver runs `vdi_create` with the size,
+/// names and flags as arguments and `vdi_sm_config`, answers `{uuid, location}`, and xapi
+/// takes the VDI the driver made (or handed over) by that uuid and sets its own fields.
+pub(crate) async fn vdi_create(sim: &XapiSim, row: db::VdiRow) -> Result<String, Failure> {
+    let (call, env, sr_type) = {
+        let db = sim.db();
+        let sr_row = db
+            .srs
+            .get(&row.sr)
+            .ok_or_else(|| handle_invalid("SR", &row.sr))?;
+        let master = db.sr_master(&row.sr)?;
+        let args = vec![
+            row.virtual_size.to_string(),
+            row.name_label.clone(),
+            row.name_description.clone(),
+            db::NULL_REF.to_owned(),
+            "false".into(),
+            "19700101T00:00:00Z".into(),
+            db::NULL_REF.to_owned(),
+            row.read_only.to_string(),
+        ];
+        let mut call = sr_call(&db, &master, &row.sr, "vdi_create", args)?;
+        call.vdi_sm_config = Some(row.sm_config.clone());
+        call.vdi_type = Some(row.vdi_type.clone());
+        (call, host_env(sim, &db, &master), sr_row.sr_type.clone())
+    };
+    let info = sim.inner.drivers.driver_info(&sr_type, &env).await?;
+    if !info.has("VDI_CREATE") {
+        return Err(Failure::new(
+            "SR_OPERATION_NOT_SUPPORTED",
+            [row.sr.as_str()],
+        ));
+    }
+    let sr = row.sr.clone();
+    let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any).await?;
+    let uuid = answer
+        .as_struct()
+        .and_then(|m| m.get("uuid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Failure::new(
+                "SR_BACKEND_FAILURE",
+                ["", "vdi_create answered no uuid", ""],
+            )
+        })?;
+    sim.modify(|db| {
+        let vdi = db
+            .by_uuid(Class::Vdi, &uuid)
+            .ok_or_else(|| Failure::new("UUID_INVALID", ["VDI", uuid.as_str()]))?;
+        if let Some(v) = db.vdis.get_mut(&vdi) {
+            v.other_config = row.other_config;
+            v.xenstore_data = row.xenstore_data;
+            v.sharable = row.sharable;
+        }
+        db.touch(Class::Vdi, &vdi);
+        Ok(vdi)
+    })
+}
+
+/// `VDI.introduce` (`xe vdi-introduce`): the SR master's driver runs `vdi_introduce` with
+/// `new_uuid`, `vdi_location` and `vdi_sm_config`, answers `{uuid, location}`, and xapi
+/// looks the VDI up by that uuid (the driver made or updated the record), then sets the
+/// fields of the call that belong to xapi.
+pub(crate) async fn vdi_introduce(sim: &XapiSim, row: db::VdiRow) -> Result<String, Failure> {
+    let (call, env, sr_type) = {
+        let db = sim.db();
+        let sr_row = db
+            .srs
+            .get(&row.sr)
+            .ok_or_else(|| handle_invalid("SR", &row.sr))?;
+        let master = db.sr_master(&row.sr)?;
+        let plugged = db
+            .pbds
+            .values()
+            .any(|p| p.sr == row.sr && p.host == master && p.currently_attached);
+        if !plugged {
+            return Err(Failure::new("SR_NO_PBDS", [row.sr.as_str()]));
+        }
+        let mut call = sr_call(&db, &master, &row.sr, "vdi_introduce", vec![])?;
+        call.new_uuid = Some(row.uuid.clone());
+        call.vdi_location = Some(row.location.clone());
+        call.vdi_sm_config = Some(row.sm_config.clone());
+        (call, host_env(sim, &db, &master), sr_row.sr_type.clone())
+    };
+    let sr = row.sr.clone();
+    // storage_smapiv1's introduce turns any failure into Vdi_does_not_exist, which reaches
+    // the client as an internal error: the driver's reason is only in its log.
+    let lost = || {
+        Failure::new(
+            "INTERNAL_ERROR",
+            [format!(
+                "Storage_interface.Storage_error(Vdi_does_not_exist(\"{}\"))",
+                row.location
+            )],
+        )
+    };
+    let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any)
+        .await
+        .map_err(|_| lost())?;
+    let uuid = answer
+        .as_struct()
+        .and_then(|m| m.get("uuid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(lost)?;
+    sim.modify(|db| {
+        let vdi = db
+            .by_uuid(Class::Vdi, &uuid)
+            .ok_or_else(|| Failure::new("UUID_INVALID", ["VDI", uuid.as_str()]))?;
+        if let Some(v) = db.vdis.get_mut(&vdi) {
+            v.other_config = row.other_config;
+            v.xenstore_data = row.xenstore_data;
+            v.sharable = row.sharable;
+            v.vdi_type = row.vdi_type;
+            if !row.name_label.is_empty() {
+                v.name_label = row.name_label;
+            }
+            if !row.name_description.is_empty() {
+                v.name_description = row.name_description;
+            }
+        }
+        db.touch(Class::Vdi, &vdi);
+        Ok(vdi)
+    })
 }

@@ -70,7 +70,7 @@ check(
     isinstance(info, dict)
     and all(isinstance(info.get(k), str) for k in
             ["name", "description", "vendor", "copyright", "driver_version", "required_api_version"])
-    and info["required_api_version"] == "1.0"
+    and info["required_api_version"] == "1.1"
     and "SR_MULTIPATH" in info["capabilities"]
     and all(set(c) == {"key", "description"} for c in info["configuration"]),
     repr(info),
@@ -115,8 +115,8 @@ if isinstance(config, str):
     value, _ = call("vdi_detach_from_config",
                     raw=xmlrpc.client.dumps((params,), "vdi_detach_from_config", allow_none=True))
     check("vdi_detach_from_config", value is None, repr(value))
-value, _ = call("vdi_create", args=["1024", "x", "", "", "false", "", "", "false"])
-check("vdi_create is not supported", fault(value, 38), repr(value))
+value, _ = call("vdi_delete", vdi=True)
+check("vdi_delete is not supported", fault(value, 38), repr(value))
 value, _ = call("vdi_frobnicate", vdi=True)
 check("an unknown command", fault(value, 143), repr(value))
 value, _ = call("sr_attach", raw="<methodCall><methodName>sr_attach</methodName>")
