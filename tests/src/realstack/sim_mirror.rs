@@ -24,7 +24,9 @@ use crate::fabric::{
     self, ArrayId, ArraySpec, ControllerSpec, Fabric, Failback, Grouping, LunSpec, NoPathRetry,
     Policy, PortSpec, Prio, StandbyTur, Transport,
 };
-use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, ReplyStyle};
+use crate::multipathd_sim::{
+    DaemonConfig, FindMultipaths, MultipathdSim, ReplyStyle, stock_sm_default_policy,
+};
 
 /// What the guest's `tests/realstack/guest/*` scripts build, as the fabric sees it.
 const TGT_IQN: &str = "iqn.2026-01.invalid.sm-rs:tgt-lun1";
@@ -55,18 +57,11 @@ impl SimMirror {
         SimMirror::for_topology_on(topology, Daemon::Debian094)
     }
 
-    /// The same for a guest running `daemon`. On the dom0's 0.4.9-xs the map exists only once
-    /// the test has listed the WWID and made it; the comparisons start after that, so the
-    /// simulated daemon starts with its map made (`find_multipaths` off).
-    ///
-    /// TODO(issue 10): the simulator has no 0.4.9-xs reply style on main yet (it is being added
-    /// as `ReplyStyle::V0_4_9Xs` on branch h2-sim-dom0). Until then a 0.4.9-xs guest is
-    /// compared with the 0.9.4 style on structure only — which maps, groups (selector,
-    /// priority, state) and paths (port, device-mapper, checker and device states, priority)
-    /// — and not on the words the styles differ in (space-padded vendor/product, features
-    /// from stock sm's `no_path_retry 10`, failback, queueing, checker name, counters, the
-    /// JSON keys 0.4.9 lacks). When the style lands: set `style: ReplyStyle::V0_4_9Xs` with
-    /// stock sm's settings below and drop `structure_only`.
+    /// The same for a guest running `daemon`. On the dom0's 0.4.9-xs (stock sm's
+    /// multipath.conf) a map exists only for a WWID listed in the wwids file; the test lists
+    /// the LUN's before the comparisons start, and so does the simulated daemon's config.
+    /// Topologies A and B have no device entry there (stock sm's defaults); C's LIO-ORG entry
+    /// is compared on structure only (TODO: its policy in the simulated fabric).
     pub fn for_topology_on(topology: Topology, daemon: Daemon) -> Result<SimMirror> {
         let config = match daemon {
             Daemon::Debian094 => DaemonConfig {
@@ -79,13 +74,13 @@ impl SimMirror {
                 ..DaemonConfig::default()
             },
             Daemon::Dom0Xs => DaemonConfig {
-                style: ReplyStyle::V0_9_4,
-                find_multipaths: FindMultipaths::Off,
-                // stock sm's conf blacklists no vd; the guest's root disk has no WWID
-                blacklist_devnodes: vec!["vd".into()],
-                polling_interval: daemon.polling_interval(),
-                ..DaemonConfig::default()
+                wwids: [lun_wwid(topology)?.to_string()].into(),
+                ..DaemonConfig::dom0()
             },
+        };
+        let default_policy = match daemon {
+            Daemon::Debian094 => Policy::builtin(),
+            Daemon::Dom0Xs => stock_sm_default_policy(),
         };
         let mut fabric = Fabric::new();
         let (array, port_names, later) = match topology {
@@ -101,7 +96,7 @@ impl SimMirror {
                         .collect(),
                     tpgs: Vec::new(),
                     standby_tur: StandbyTur::Ghost,
-                    policy: Policy::builtin(),
+                    policy: default_policy.clone(),
                 });
                 fabric.add_lun(array, lun(0, &scsi_lun_wwid(), SCSI_LUN_SERIAL));
                 let names = SCSI_PATHS
@@ -123,7 +118,7 @@ impl SimMirror {
                         .collect(),
                     tpgs: Vec::new(),
                     standby_tur: StandbyTur::Ghost,
-                    policy: Policy::builtin(),
+                    policy: default_policy.clone(),
                 });
                 fabric.add_lun(array, lun(1, TGT_WWID, "SMRSTGT0001"));
                 let names = (1..=2)
@@ -186,7 +181,7 @@ impl SimMirror {
             port_names,
             races: 0,
             states: 0,
-            structure_only: daemon == Daemon::Dom0Xs,
+            structure_only: daemon == Daemon::Dom0Xs && topology == Topology::LioAlua,
         })
     }
 
@@ -271,6 +266,22 @@ impl SimMirror {
     /// Compares the simulator's `show topology` and `show maps json` with the real ones in
     /// `real`; every difference is listed in the error.
     pub fn compare(&mut self, real: &Snapshot, state: &str) -> Result<()> {
+        // TODO(issue 10): a deferred failback (stock sm's `failback 10` on 0.4.9-xs) counts
+        // down in real checker ticks, shown as a progress bar in `failback`; the simulator has
+        // no checker clock and fails back at once. Such a state is not compared (and not
+        // counted in `states`) until the simulator can be told how many ticks have passed.
+        if let Some(map) = real.maps_json_text.lines().find_map(|l| {
+            let value = l.trim().strip_prefix("\"failback\" : \"")?;
+            value
+                .contains('/')
+                .then_some(value.trim_end_matches([',', '"']))
+        }) {
+            eprintln!(
+                "realstack: simulator NOT compared in state '{state}': a deferred failback is \
+                 counting down ({map}), which the simulator does not model"
+            );
+            return Ok(());
+        }
         let sim_topology = self.send("show topology")?;
         let sim_json = self.send("show maps json")?;
         let real_names: BTreeMap<String, String> = real
@@ -342,6 +353,16 @@ impl SimMirror {
             real.maps_json_text,
             sim_json
         )))
+    }
+}
+
+/// The WWID of a topology's LUN.
+fn lun_wwid(topology: Topology) -> Result<String> {
+    match topology {
+        Topology::ScsiTwoHbas => Ok(scsi_lun_wwid()),
+        Topology::IscsiTgt => Ok(TGT_WWID.into()),
+        Topology::LioAlua => Ok(LIO_WWID.into()),
+        Topology::Bare => Err(Error::Protocol("a bare VM has no LUN".into())),
     }
 }
 
