@@ -606,20 +606,38 @@ mod tests {
     }
 
     #[test]
+    fn structure_leaves_out_the_words_a_style_decides() {
+        let j = json!({"maps": [{"name": "x", "vend": "QEMU    ", "paths": 1, "path_groups": [
+            {"selector": "s", "pri": 1, "dm_st": "active", "group": 1, "marginal_st": "normal",
+             "paths": [{"dev": "p1", "chk_st": "ready", "checker": "tur", "lun_hex": "0x0"}]}]}]});
+        let s = structure_json(&j);
+        assert_eq!(s["maps"][0].get("vend"), None);
+        assert_eq!(s["maps"][0]["paths"], 1);
+        assert_eq!(s["maps"][0]["path_groups"][0].get("marginal_st"), None);
+        assert_eq!(
+            s["maps"][0]["path_groups"][0]["paths"][0],
+            json!({"dev": "p1", "chk_st": "ready"})
+        );
+    }
+
+    #[test]
     fn each_topology_starts_with_one_map_of_two_paths() {
-        for topology in [Topology::ScsiTwoHbas, Topology::IscsiTgt, Topology::LioAlua] {
-            let mirror = SimMirror::for_topology(topology).expect("mirror");
+        for (topology, daemon) in [Topology::ScsiTwoHbas, Topology::IscsiTgt, Topology::LioAlua]
+            .into_iter()
+            .flat_map(|t| Daemon::ALL.map(|d| (t, d)))
+        {
+            let mirror = SimMirror::for_topology_on(topology, daemon).expect("mirror");
             let json = mirror.send("show maps json").expect("json");
             let json: Value = serde_json::from_str(&json).expect("valid json");
             let maps = json["maps"].as_array().expect("maps");
-            assert_eq!(maps.len(), 1, "{topology:?}");
+            assert_eq!(maps.len(), 1, "{topology:?} on {daemon}");
             let paths: usize = maps[0]["path_groups"]
                 .as_array()
                 .expect("groups")
                 .iter()
                 .map(|g| g["paths"].as_array().map_or(0, Vec::len))
                 .sum();
-            assert_eq!(paths, 2, "{topology:?}");
+            assert_eq!(paths, 2, "{topology:?} on {daemon}");
         }
     }
 }
