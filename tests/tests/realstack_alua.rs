@@ -1,11 +1,11 @@
 //! Topology C on the real stack: an ALUA array (the kernel's LIO target) with controller A
 //! active/optimized and controller B standby; a failover swaps them and fails back.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sm_testkit::realstack::{
-    self, AluaFailover, CheckFn, Controller, Map, MpathutilCheck, SimMirror, Snapshot, Topology,
-    Vm, a_active_b_standby, report, walk,
+    self, AluaFailover, CheckFn, Controller, Daemon, Map, MpathutilCheck, SimMirror, Snapshot,
+    Topology, Vm, a_active_b_standby, report, walk,
 };
 
 /// The path group multipathd has active, and its paths' devices.
@@ -28,26 +28,63 @@ fn dev_on(snapshot: &Snapshot, controller: Controller) -> String {
 /// in the lower-priority group, I/O moves to the other controller, nothing is lost.
 #[test]
 fn realstack_alua_failover_and_failback() {
+    failover_and_failback(Daemon::Debian094);
+}
+
+/// The same on the dom0's multipathd with stock sm's multipath.conf, whose LIO-ORG entry is
+/// `multibus` with `queue-length 0` and `prio alua exclusive_pref_bit`: one group holds both
+/// paths (the LUN's WWID listed as on a host where it is in use; one failover and failback).
+///
+/// Ignored: it does not reach the healthy state this test expects. Measured: the standby
+/// path sits in the one multibus group, I/O is sent to it, the kernel fails it, the tur
+/// checker then finds it "in standby state" (ghost) and reinstates it, and the next I/O fails
+/// it again: it shows `failed faulty` most of the time (prio 1, the optimized path 50), so the
+/// stock count of a healthy array is [1, 2]. Stock sm's configuration, not ours; what sm-rs
+/// should publish there is for the lead to decide (issue 10's note).
+#[test]
+#[ignore = "0.4.9-xs with stock sm's LIO-ORG entry fails the standby path: see the doc comment"]
+fn realstack_alua_failover_and_failback_dom0_049xs() {
+    failover_and_failback(Daemon::Dom0Xs);
+}
+
+fn failover_and_failback(daemon: Daemon) {
     let Some(stack) = realstack::prepare().expect("real stack") else {
         return;
     };
-    let mut vm = stack.boot(Topology::LioAlua).expect("boot topology C");
+    if !stack.has(daemon).expect("daemon") {
+        return;
+    }
+    let mut vm = stack
+        .boot_on(Topology::LioAlua, daemon)
+        .expect("boot topology C");
     let map_name = vm
         .sh("multipathd show maps raw format '%n'")
         .expect("map name")
         .trim()
         .to_string();
 
+    if daemon == Daemon::Dom0Xs {
+        // what 0.4.9 makes of the standby port, for the message if the walk does not start
+        let _ = realstack::wait_for_snapshot(&mut vm, "C: A ready", Duration::from_secs(60), |s| {
+            s.single_map().is_some_and(|m| m.usable() >= 1)
+        });
+        std::thread::sleep(Duration::from_secs(12));
+        let paths = vm
+            .sh("multipathd show paths format '%d %c %T %t %p %o'; grep -E 'sd[ab]' /run/smrs-syslog.log | grep -v kernel: | tail -n 20")
+            .unwrap_or_default();
+        eprintln!("C on {daemon}: paths and log:\n{paths}");
+    }
     let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
     let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
-    let mut mirror = SimMirror::for_topology(Topology::LioAlua).expect("simulator");
+    let mut mirror = SimMirror::for_topology_on(Topology::LioAlua, daemon).expect("simulator");
+    let rounds = if daemon == Daemon::Dom0Xs { 1 } else { 2 };
     let mut seen = Vec::new();
     let started = Instant::now();
     let walked = walk(
         &mut vm,
         "C",
         &map_name,
-        &[(&AluaFailover, 2)],
+        &[(&AluaFailover, rounds)],
         &a_active_b_standby,
         &mut [
             &mut check,
@@ -69,7 +106,7 @@ fn realstack_alua_failover_and_failback() {
     )
     .expect("ALUA failover on topology C");
     report(
-        "C: 2 ALUA failovers and failbacks, I/O running",
+        &format!("C: {rounds} ALUA failovers and failbacks on {daemon}, I/O running"),
         started.elapsed(),
     );
     for step in &walked.steps {
@@ -85,21 +122,29 @@ fn realstack_alua_failover_and_failback() {
             "{state}: {}",
             map.features
         );
-        assert_eq!(
-            map.path_groups.len(),
-            2,
-            "{state}: one group per ALUA state"
-        );
         let (active, standby) = if state.starts_with("ALUA failover") {
             (b, a)
         } else {
             (a, b)
         };
-        assert_eq!(
-            active_group_devs(map),
-            vec![active.clone()],
-            "{state}: I/O on the optimized path"
-        );
+        match daemon {
+            Daemon::Debian094 => {
+                assert_eq!(
+                    map.path_groups.len(),
+                    2,
+                    "{state}: one group per ALUA state"
+                );
+                assert_eq!(
+                    active_group_devs(map),
+                    vec![active.clone()],
+                    "{state}: I/O on the optimized path"
+                );
+            }
+            Daemon::Dom0Xs => {
+                assert_eq!(map.path_groups.len(), 1, "{state}: multibus");
+                assert_eq!(map.path_groups[0].selector, "queue-length 0", "{state}");
+            }
+        }
         let ghost = map.path(standby).expect("standby path listed");
         assert_eq!(
             (ghost.dm_st.as_str(), ghost.chk_st.as_str()),
@@ -126,7 +171,7 @@ fn realstack_alua_failover_and_failback() {
         "{:?}",
         walked.counts()
     );
-    walked.assert_data_intact(40);
+    walked.assert_data_intact(20 * rounds as u64);
     let pid = vm.pid();
     report("VM stop", vm.stop().expect("stop"));
     assert!(!realstack::is_alive(pid));

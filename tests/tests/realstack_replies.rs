@@ -144,12 +144,8 @@ fn run(daemon: Daemon) {
         vm.sh(&format!("multipathd del map {wwid} || true"))
             .expect("flush");
     } else {
-        // both paths present, stock sm's conf: nothing lists the WWID, so no map
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            assert!(maps(&mut vm).is_empty(), "an unused LUN got a map");
-            std::thread::sleep(Duration::from_secs(1));
-        }
+        // both paths present, stock sm's conf: nothing lists the WWID, so no map (that it
+        // stays so is realstack_driver's check)
     }
     assert!(maps(&mut vm).is_empty());
     cap.shows(&mut vm, "nomap", &wwid);
@@ -287,7 +283,10 @@ fn realstack_replies_dom0_049xs() {
     run(Daemon::Dom0Xs);
 }
 
+/// The same replies of 0.9.4, for comparison (the differences are listed in the note of
+/// issue 10); CI runs what 0.9.4 answers through the other real-stack tests.
 #[test]
+#[ignore = "reference capture: cargo nextest run --run-ignored only realstack_replies_debian_094"]
 fn realstack_replies_debian_094() {
     run(Daemon::Debian094);
 }

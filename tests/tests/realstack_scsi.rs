@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sm_testkit::realstack::scenario::settled;
 use sm_testkit::realstack::{
-    self, Map, MpathutilCheck, PullScsiPath, SCSI_PATHS, ScsiPath, SimMirror, Snapshot,
+    self, Daemon, Map, MpathutilCheck, PullScsiPath, SCSI_PATHS, ScsiPath, SimMirror, Snapshot,
     StockPathCount, Topology, Vm, both_paths_ready, report, scsi_lun_wwid, scsi_path_port,
     wait_for_snapshot, walk,
 };
@@ -16,13 +16,30 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// O_DIRECT write/read-back loop runs on the map throughout.
 #[test]
 fn realstack_scsi_seed_scenario() {
+    seed_scenario(Daemon::Debian094);
+}
+
+/// The same on the dom0's multipathd with stock sm's multipath.conf, the map made as stock
+/// XenServer makes it.
+#[test]
+fn realstack_scsi_seed_scenario_dom0_049xs() {
+    seed_scenario(Daemon::Dom0Xs);
+}
+
+fn seed_scenario(daemon: Daemon) {
     let Some(stack) = realstack::prepare().expect("real stack") else {
         return;
     };
-    let mut vm = stack.boot(Topology::ScsiTwoHbas).expect("boot topology A");
+    if !stack.has(daemon).expect("daemon") {
+        return;
+    }
+    let mut vm = stack
+        .boot_on(Topology::ScsiTwoHbas, daemon)
+        .expect("boot topology A");
+    vm.make_maps_stock_way().expect("make the map");
     let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
     let mut check = MpathutilCheck::new(&mut vm, &mpathutil).expect("mpathutil check");
-    let mut mirror = SimMirror::for_topology(Topology::ScsiTwoHbas).expect("simulator");
+    let mut mirror = SimMirror::for_topology_on(Topology::ScsiTwoHbas, daemon).expect("simulator");
     let [path1, path2] = SCSI_PATHS;
     let pull2 = PullScsiPath {
         path: path2,
@@ -45,7 +62,7 @@ fn realstack_scsi_seed_scenario() {
     assert_eq!(check.states, 9, "mpathutil checked in every state");
     assert_eq!(mirror.states, 9, "the simulator compared in every state");
     report(
-        "A: seed scenario (4 pulls, 4 pushes, I/O running)",
+        &format!("A: seed scenario on {daemon} (4 pulls, 4 pushes, I/O running)"),
         started.elapsed(),
     );
     for step in &walked.steps {

@@ -55,3 +55,22 @@ impl fmt::Display for Daemon {
         f.write_str(self.label())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_init_and_the_builder_know_both_names() {
+        let dir = super::super::image::inputs_dir();
+        let init = std::fs::read_to_string(dir.join("guest/init")).expect("init");
+        let builder = std::fs::read_to_string(dir.join("build-image.sh")).expect("builder");
+        for daemon in Daemon::ALL {
+            assert!(init.contains(&format!("{})", daemon.name())), "{daemon}");
+            assert!(
+                builder.contains(&format!("\"{}\"", daemon.name())),
+                "{daemon}"
+            );
+        }
+    }
+}

@@ -25,6 +25,12 @@
 //! | `SM_RS_REALSTACK_CACHE` | image cache, default `~/.cache/sm-rs/realstack` |
 //! | `SM_RS_REALSTACK_QEMU` | the qemu binary, default `qemu-system-x86_64` on `PATH` |
 //! | `SM_RS_REALSTACK_ACCEL` | qemu accelerator, default `tcg` (KVM is broken on the CI machines) |
+//! | `SM_RS_DOM0_MULTIPATHD` | the sources of the dom0's multipathd 0.4.9-xs, default `<project root>/../shared/dom0-multipathd`; without them the image has only Debian's 0.9.4 and the 0.4.9 tests skip (fail under `require`) |
+//!
+//! Each VM runs one of two multipathd ([`Daemon`], [`Stack::boot_on`], [`Stack::has`]): Debian's
+//! 0.9.4 with the guest's own multipath.conf (a map for every LUN at boot), or the dom0's
+//! 0.4.9-136.xs8 with stock sm's multipath.conf, custom.conf and our drop-in (a map only for a
+//! listed WWID; [`Vm::make_maps_stock_way`]). 0.4.9 logs only to syslog: [`Vm::syslog`].
 
 mod agent;
 mod daemon;

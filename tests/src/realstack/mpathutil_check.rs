@@ -347,12 +347,13 @@ impl MpathutilCheck {
 }
 
 /// multipathd prints `##` for what it does not know (the vendor of a map without paths);
-/// `mpathutil` says `null`.
+/// `mpathutil` says `null`. 0.4.9-xs prints vendor and product as the INQUIRY data has them,
+/// space-padded to 8 and 16 bytes (0.9 trims them); `mpathutil` gives them trimmed.
 fn known(word: &str) -> Value {
     if word == "##" {
         Value::Null
     } else {
-        word.into()
+        word.trim_end().into()
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use mpathutil::client::{Config, Multipathd};
 use serde_json::Value;
 
+use super::daemon::Daemon;
 use super::error::{Error, Result};
 use super::faults::{Controller, scsi_path_port, tgt_portal_name, tgt_portal_port};
 use super::multipathd::{Snapshot, TextMap, parse_topology};
@@ -23,7 +24,9 @@ use crate::fabric::{
     self, ArrayId, ArraySpec, ControllerSpec, Fabric, Failback, Grouping, LunSpec, NoPathRetry,
     Policy, PortSpec, Prio, StandbyTur, Transport,
 };
-use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, ReplyStyle};
+use crate::multipathd_sim::{
+    DaemonConfig, FindMultipaths, MultipathdSim, ReplyStyle, stock_sm_default_policy,
+};
 
 /// What the guest's `tests/realstack/guest/*` scripts build, as the fabric sees it.
 const TGT_IQN: &str = "iqn.2026-01.invalid.sm-rs:tgt-lun1";
@@ -42,20 +45,42 @@ pub struct SimMirror {
     races: u64,
     /// States compared so far.
     pub states: usize,
+    /// Compare only the structure (maps, groups, paths and their states), not the words a
+    /// reply style decides (see [`SimMirror::for_topology_on`]).
+    structure_only: bool,
 }
 
 impl SimMirror {
     /// A simulator whose fabric and daemon are in the state the VM of `topology` is in right
     /// after boot (and target setup).
     pub fn for_topology(topology: Topology) -> Result<SimMirror> {
-        let config = DaemonConfig {
-            // the guest runs Debian bookworm's multipath-tools 0.9.4 with
-            // tests/realstack/guest/multipath.conf
-            style: ReplyStyle::V0_9_4,
-            find_multipaths: FindMultipaths::Off,
-            blacklist_devnodes: vec!["vd".into()],
-            polling_interval: 2,
-            ..DaemonConfig::default()
+        SimMirror::for_topology_on(topology, Daemon::Debian094)
+    }
+
+    /// The same for a guest running `daemon`. On the dom0's 0.4.9-xs (stock sm's
+    /// multipath.conf) a map exists only for a WWID listed in the wwids file; the test lists
+    /// the LUN's before the comparisons start, and so does the simulated daemon's config.
+    /// Topologies A and B have no device entry there (stock sm's defaults); C's LIO-ORG entry
+    /// is compared on structure only (TODO: its policy in the simulated fabric).
+    pub fn for_topology_on(topology: Topology, daemon: Daemon) -> Result<SimMirror> {
+        let config = match daemon {
+            Daemon::Debian094 => DaemonConfig {
+                // the guest runs Debian bookworm's multipath-tools 0.9.4 with
+                // tests/realstack/guest/multipath.conf
+                style: ReplyStyle::V0_9_4,
+                find_multipaths: FindMultipaths::Off,
+                blacklist_devnodes: vec!["vd".into()],
+                polling_interval: 2,
+                ..DaemonConfig::default()
+            },
+            Daemon::Dom0Xs => DaemonConfig {
+                wwids: [lun_wwid(topology)?.to_string()].into(),
+                ..DaemonConfig::dom0()
+            },
+        };
+        let default_policy = match daemon {
+            Daemon::Debian094 => Policy::builtin(),
+            Daemon::Dom0Xs => stock_sm_default_policy(),
         };
         let mut fabric = Fabric::new();
         let (array, port_names, later) = match topology {
@@ -71,7 +96,7 @@ impl SimMirror {
                         .collect(),
                     tpgs: Vec::new(),
                     standby_tur: StandbyTur::Ghost,
-                    policy: Policy::builtin(),
+                    policy: default_policy.clone(),
                 });
                 fabric.add_lun(array, lun(0, &scsi_lun_wwid(), SCSI_LUN_SERIAL));
                 let names = SCSI_PATHS
@@ -93,7 +118,7 @@ impl SimMirror {
                         .collect(),
                     tpgs: Vec::new(),
                     standby_tur: StandbyTur::Ghost,
-                    policy: Policy::builtin(),
+                    policy: default_policy.clone(),
                 });
                 fabric.add_lun(array, lun(1, TGT_WWID, "SMRSTGT0001"));
                 let names = (1..=2)
@@ -156,6 +181,7 @@ impl SimMirror {
             port_names,
             races: 0,
             states: 0,
+            structure_only: daemon == Daemon::Dom0Xs && topology == Topology::LioAlua,
         })
     }
 
@@ -240,6 +266,22 @@ impl SimMirror {
     /// Compares the simulator's `show topology` and `show maps json` with the real ones in
     /// `real`; every difference is listed in the error.
     pub fn compare(&mut self, real: &Snapshot, state: &str) -> Result<()> {
+        // TODO(issue 10): a deferred failback (stock sm's `failback 10` on 0.4.9-xs) counts
+        // down in real checker ticks, shown as a progress bar in `failback`; the simulator has
+        // no checker clock and fails back at once. Such a state is not compared (and not
+        // counted in `states`) until the simulator can be told how many ticks have passed.
+        if let Some(map) = real.maps_json_text.lines().find_map(|l| {
+            let value = l.trim().strip_prefix("\"failback\" : \"")?;
+            value
+                .contains('/')
+                .then_some(value.trim_end_matches([',', '"']))
+        }) {
+            eprintln!(
+                "realstack: simulator NOT compared in state '{state}': a deferred failback is \
+                 counting down ({map}), which the simulator does not model"
+            );
+            return Ok(());
+        }
         let sim_topology = self.send("show topology")?;
         let sim_json = self.send("show maps json")?;
         let real_names: BTreeMap<String, String> = real
@@ -257,6 +299,10 @@ impl SimMirror {
         relabel_json(&mut real_json, &real_names);
         relabel_json(&mut simulated, &sim_names);
         forgive_races(&mut real_json, &simulated, self.races);
+        if self.structure_only {
+            real_json = structure_json(&real_json);
+            simulated = structure_json(&simulated);
+        }
         diff_json("show maps json", &real_json, &simulated, &mut differences);
 
         let sim_text = if sim_topology.trim() == "ok" {
@@ -268,6 +314,13 @@ impl SimMirror {
         let mut sim_maps = parse_topology(sim_text)?;
         relabel_topology(&mut real_maps, &real_names);
         relabel_topology(&mut sim_maps, &sim_names);
+        if self.structure_only {
+            for map in real_maps.iter_mut().chain(sim_maps.iter_mut()) {
+                map.action = None;
+                map.vendor_product = String::new();
+                map.attributes = String::new();
+            }
+        }
         if real_maps != sim_maps {
             differences.push(format!(
                 "show topology: real {real_maps:?}\n               sim  {sim_maps:?}"
@@ -300,6 +353,16 @@ impl SimMirror {
             real.maps_json_text,
             sim_json
         )))
+    }
+}
+
+/// The WWID of a topology's LUN.
+fn lun_wwid(topology: Topology) -> Result<String> {
+    match topology {
+        Topology::ScsiTwoHbas => Ok(scsi_lun_wwid()),
+        Topology::IscsiTgt => Ok(TGT_WWID.into()),
+        Topology::LioAlua => Ok(LIO_WWID.into()),
+        Topology::Bare => Err(Error::Protocol("a bare VM has no LUN".into())),
     }
 }
 
@@ -365,6 +428,54 @@ fn forgive_races(real: &mut Value, sim: &Value, races: u64) {
             }
         }
     }
+}
+
+/// What a reply style does not decide, of `show maps json`: map names and usable-path
+/// counts; group selector, priority, state and number; path port, states and priority.
+fn structure_json(json: &Value) -> Value {
+    let keep = |value: &Value, keys: &[&str]| -> serde_json::Map<String, Value> {
+        keys.iter()
+            .filter_map(|k| Some((k.to_string(), value.get(*k)?.clone())))
+            .collect()
+    };
+    let maps: Vec<Value> = json
+        .get("maps")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|map| {
+            let mut out = keep(map, &["name", "uuid", "sysfs", "paths", "dm_st"]);
+            let groups: Vec<Value> = map
+                .get("path_groups")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|group| {
+                    let mut g = keep(group, &["selector", "pri", "dm_st", "group"]);
+                    let paths: Vec<Value> = group
+                        .get("paths")
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|p| {
+                            Value::Object(keep(
+                                p,
+                                &["dev", "dev_t", "dm_st", "dev_st", "chk_st", "pri"],
+                            ))
+                        })
+                        .collect();
+                    g.insert("paths".into(), Value::Array(paths));
+                    Value::Object(g)
+                })
+                .collect();
+            out.insert("path_groups".into(), Value::Array(groups));
+            Value::Object(out)
+        })
+        .collect();
+    serde_json::json!({ "maps": maps })
 }
 
 /// Numbering out: `sysfs` becomes `dm-#`, a path's `dev` and `dev_t` its port's name.
@@ -495,20 +606,38 @@ mod tests {
     }
 
     #[test]
+    fn structure_leaves_out_the_words_a_style_decides() {
+        let j = json!({"maps": [{"name": "x", "vend": "QEMU    ", "paths": 1, "path_groups": [
+            {"selector": "s", "pri": 1, "dm_st": "active", "group": 1, "marginal_st": "normal",
+             "paths": [{"dev": "p1", "chk_st": "ready", "checker": "tur", "lun_hex": "0x0"}]}]}]});
+        let s = structure_json(&j);
+        assert_eq!(s["maps"][0].get("vend"), None);
+        assert_eq!(s["maps"][0]["paths"], 1);
+        assert_eq!(s["maps"][0]["path_groups"][0].get("marginal_st"), None);
+        assert_eq!(
+            s["maps"][0]["path_groups"][0]["paths"][0],
+            json!({"dev": "p1", "chk_st": "ready"})
+        );
+    }
+
+    #[test]
     fn each_topology_starts_with_one_map_of_two_paths() {
-        for topology in [Topology::ScsiTwoHbas, Topology::IscsiTgt, Topology::LioAlua] {
-            let mirror = SimMirror::for_topology(topology).expect("mirror");
+        for (topology, daemon) in [Topology::ScsiTwoHbas, Topology::IscsiTgt, Topology::LioAlua]
+            .into_iter()
+            .flat_map(|t| Daemon::ALL.map(|d| (t, d)))
+        {
+            let mirror = SimMirror::for_topology_on(topology, daemon).expect("mirror");
             let json = mirror.send("show maps json").expect("json");
             let json: Value = serde_json::from_str(&json).expect("valid json");
             let maps = json["maps"].as_array().expect("maps");
-            assert_eq!(maps.len(), 1, "{topology:?}");
+            assert_eq!(maps.len(), 1, "{topology:?} on {daemon}");
             let paths: usize = maps[0]["path_groups"]
                 .as_array()
                 .expect("groups")
                 .iter()
                 .map(|g| g["paths"].as_array().map_or(0, Vec::len))
                 .sum();
-            assert_eq!(paths, 2, "{topology:?}");
+            assert_eq!(paths, 2, "{topology:?} on {daemon}");
         }
     }
 }

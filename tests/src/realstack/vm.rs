@@ -208,6 +208,24 @@ impl Vm {
         self.sh("cat /run/smrs-syslog.log 2>/dev/null; true")
     }
 
+    /// Makes a map for every LUN the way stock XenServer does on the dom0's daemon: each
+    /// path's WWID listed in /etc/multipath/wwids, then the path added (`multipathd add
+    /// path`; XenServer's should_multipath patch builds the map of a listed WWID). Nothing
+    /// on 0.9.4, which the guest's conf has make every map at boot.
+    pub fn make_maps_stock_way(&mut self) -> Result<()> {
+        if self.daemon.maps_at_boot() {
+            return Ok(());
+        }
+        self.sh(
+            "multipathd show paths raw format '%d %w' | while read -r dev wwid; do \
+                 case \"$wwid\" in ''|'[undef]') continue ;; esac; \
+                 grep -qxF \"/$wwid/\" /etc/multipath/wwids 2>/dev/null || echo \"/$wwid/\" >> /etc/multipath/wwids; \
+                 multipathd add path \"$dev\" >/dev/null || exit 1; \
+             done",
+        )
+        .map(drop)
+    }
+
     /// The qemu monitor, for hardware faults.
     pub fn qmp(&mut self) -> &mut Qmp {
         &mut self.qmp
