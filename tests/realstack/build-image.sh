@@ -55,7 +55,11 @@ mirror="${SM_RS_REALSTACK_MIRROR:-}"
 if [ -z "$mirror" ]; then
     mirror="$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)"
     [ -n "$mirror" ] || mirror="$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)"
-    [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+    if [ -z "$mirror" ]; then
+        echo "no Debian mirror in /etc/apt/sources.list{,.d}: add this machine's mirror there," \
+            "or set SM_RS_REALSTACK_MIRROR" >&2
+        exit 1
+    fi
 fi
 
 mkdir -p "$CACHE"
