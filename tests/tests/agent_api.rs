@@ -39,12 +39,7 @@ fn root_gets_status_kick_and_health_others_a_clear_refusal() {
     let lab = lab_with(1, || seed_fabric().0, ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let tap = lab
-        .block_on(XapiTap::start(
-            &lab.dir.join("xapi-tap.sock"),
-            &lab.dir.join("xapi.sock"),
-        ))
-        .unwrap();
+    let tap = XapiTap::in_front_of(&lab).unwrap();
     let agent = AgentProc::start(&lab, 0, &tap, &[]);
     let vdi = lab.claim(&sr, SEED).unwrap();
     lab.attach(0, &vdi).unwrap();

@@ -103,12 +103,7 @@ fn bench_a_controller_pulled_at_256_luns() {
     let lab = lab_with(1, || seed_like(LUNS), ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let tap = lab
-        .block_on(XapiTap::start(
-            &lab.dir.join("xapi-tap.sock"),
-            &lab.dir.join("xapi.sock"),
-        ))
-        .unwrap();
+    let tap = XapiTap::in_front_of(&lab).unwrap();
     let agent = AgentProc::start(&lab, 0, &tap, &[]);
     let vdis = lab.claim_all(&sr).unwrap();
     assert_eq!(vdis.len(), LUNS);
@@ -169,12 +164,7 @@ fn bench_a_flap_storm() {
     let lab = lab_with(1, || seed_fabric().0, ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
     let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
-    let tap = lab
-        .block_on(XapiTap::start(
-            &lab.dir.join("xapi-tap.sock"),
-            &lab.dir.join("xapi.sock"),
-        ))
-        .unwrap();
+    let tap = XapiTap::in_front_of(&lab).unwrap();
     let agent = AgentProc::start(&lab, 0, &tap, &[]);
     let vdi = lab.claim(&sr, SEED).unwrap();
     lab.attach(0, &vdi).unwrap();

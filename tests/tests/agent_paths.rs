@@ -36,12 +36,7 @@ fn setup(args: &[&str]) -> Setup {
 fn setup_in_order(args: &[&str], agent_first: bool) -> Setup {
     let lab = lab_with(1, || seed_fabric().0, ReplyStyle::V0_9_8);
     multipath_on(&lab, 0);
-    let tap = lab
-        .block_on(XapiTap::start(
-            &lab.dir.join("xapi-tap.sock"),
-            &lab.dir.join("xapi.sock"),
-        ))
-        .unwrap();
+    let tap = XapiTap::in_front_of(&lab).unwrap();
     let mut agent = None;
     if agent_first {
         agent = Some(AgentProc::start(&lab, 0, &tap, args));

@@ -169,15 +169,10 @@ impl Subscriber for SmLog {
     fn exit(&self, _: &Id) {}
 }
 
-/// RFC 3164's `Mmm dd hh:mm:ss` (UTC; rsyslog takes its own receive time anyway).
-fn timestamp() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// Seconds since the epoch as a UTC civil date: (year, month 1-12, day 1-31, seconds into
+/// the day). Howard Hinnant's days-to-civil algorithm: no time crate for two log formats.
+pub fn civil(secs: u64) -> (i64, i64, i64, u64) {
     let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -186,6 +181,17 @@ fn timestamp() -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, secs % 86_400)
+}
+
+/// RFC 3164's `Mmm dd hh:mm:ss` (UTC; rsyslog takes its own receive time anyway).
+fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (_, month, day, rem) = civil(secs);
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];

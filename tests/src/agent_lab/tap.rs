@@ -51,6 +51,14 @@ pub struct XapiTap {
 }
 
 impl XapiTap {
+    /// A tap in front of a lab's xapi simulator, at `xapi-tap.sock` in the lab's folder.
+    pub fn in_front_of(lab: &crate::lab::Lab) -> std::io::Result<Self> {
+        lab.block_on(Self::start(
+            &lab.dir.join("xapi-tap.sock"),
+            &lab.dir.join("xapi.sock"),
+        ))
+    }
+
     /// Listens on `path`, forwarding to xapi's socket `upstream`. Call on a runtime.
     pub async fn start(path: &Path, upstream: &Path) -> std::io::Result<Self> {
         let _ = std::fs::remove_file(path);

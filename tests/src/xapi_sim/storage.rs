@@ -491,25 +491,40 @@ pub(crate) async fn vdi_create(sim: &XapiSim, row: db::VdiRow) -> Result<String,
     }
     let sr = row.sr.clone();
     let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any).await?;
-    let uuid = answer
+    let uuid = answered_uuid(&answer).ok_or_else(|| {
+        Failure::new(
+            "SR_BACKEND_FAILURE",
+            ["", "vdi_create answered no uuid", ""],
+        )
+    })?;
+    take_vdi(sim, &uuid, |v| {
+        v.other_config = row.other_config;
+        v.xenstore_data = row.xenstore_data;
+        v.sharable = row.sharable;
+    })
+}
+
+/// The `uuid` of a driver's `{uuid, location}` answer.
+fn answered_uuid(answer: &Value) -> Option<String> {
+    answer
         .as_struct()
         .and_then(|m| m.get("uuid"))
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| {
-            Failure::new(
-                "SR_BACKEND_FAILURE",
-                ["", "vdi_create answered no uuid", ""],
-            )
-        })?;
+}
+
+/// The VDI a driver made or handed over, found by its uuid, with xapi's own fields set.
+fn take_vdi(
+    sim: &XapiSim,
+    uuid: &str,
+    set: impl FnOnce(&mut db::VdiRow),
+) -> Result<String, Failure> {
     sim.modify(|db| {
         let vdi = db
-            .by_uuid(Class::Vdi, &uuid)
-            .ok_or_else(|| Failure::new("UUID_INVALID", ["VDI", uuid.as_str()]))?;
+            .by_uuid(Class::Vdi, uuid)
+            .ok_or_else(|| Failure::new("UUID_INVALID", ["VDI", uuid]))?;
         if let Some(v) = db.vdis.get_mut(&vdi) {
-            v.other_config = row.other_config;
-            v.xenstore_data = row.xenstore_data;
-            v.sharable = row.sharable;
+            set(v);
         }
         db.touch(Class::Vdi, &vdi);
         Ok(vdi)
@@ -556,29 +571,17 @@ pub(crate) async fn vdi_introduce(sim: &XapiSim, row: db::VdiRow) -> Result<Stri
     let answer = run(sim, &sr_type, &env, call, Some(&sr), Shape::Any)
         .await
         .map_err(|_| lost())?;
-    let uuid = answer
-        .as_struct()
-        .and_then(|m| m.get("uuid"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(lost)?;
-    sim.modify(|db| {
-        let vdi = db
-            .by_uuid(Class::Vdi, &uuid)
-            .ok_or_else(|| Failure::new("UUID_INVALID", ["VDI", uuid.as_str()]))?;
-        if let Some(v) = db.vdis.get_mut(&vdi) {
-            v.other_config = row.other_config;
-            v.xenstore_data = row.xenstore_data;
-            v.sharable = row.sharable;
-            v.vdi_type = row.vdi_type;
-            if !row.name_label.is_empty() {
-                v.name_label = row.name_label;
-            }
-            if !row.name_description.is_empty() {
-                v.name_description = row.name_description;
-            }
+    let uuid = answered_uuid(&answer).ok_or_else(lost)?;
+    take_vdi(sim, &uuid, |v| {
+        v.other_config = row.other_config;
+        v.xenstore_data = row.xenstore_data;
+        v.sharable = row.sharable;
+        v.vdi_type = row.vdi_type;
+        if !row.name_label.is_empty() {
+            v.name_label = row.name_label;
         }
-        db.touch(Class::Vdi, &vdi);
-        Ok(vdi)
+        if !row.name_description.is_empty() {
+            v.name_description = row.name_description;
+        }
     })
 }
