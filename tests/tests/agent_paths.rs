@@ -28,13 +28,13 @@ const KEY: &str = "mpath-22202000155fdb615";
 /// The seed array on one host, the agent running, the seed LUN attached (the driver kicks
 /// the agent, which publishes `[2, 2]`).
 fn setup(args: &[&str]) -> Setup {
-    setup_in_order(args, false)
+    setup_in_order(args, false, ReplyStyle::V0_9_8)
 }
 
 /// `agent_first`: the agent runs before the SR exists (it finds the SR's PBD when a LUN of
 /// it is first in use).
-fn setup_in_order(args: &[&str], agent_first: bool) -> Setup {
-    let lab = lab_with(1, || seed_fabric().0, ReplyStyle::V0_9_8);
+fn setup_in_order(args: &[&str], agent_first: bool, style: ReplyStyle) -> Setup {
+    let lab = lab_with(1, || seed_fabric().0, style);
     multipath_on(&lab, 0);
     let tap = XapiTap::in_front_of(&lab).unwrap();
     let mut agent = None;
@@ -107,7 +107,17 @@ impl Setup {
 
 #[test]
 fn a_pulled_controller_shows_without_sr_update_and_comes_back() {
-    let s = setup(&[]);
+    pulled_and_pushed_back(ReplyStyle::V0_9_8);
+}
+
+#[test]
+fn a_pulled_controller_shows_on_the_dom0_multipathd_too() {
+    // 0.4.9-xs: its JSON and topology, empty listings, padded vendor strings.
+    pulled_and_pushed_back(ReplyStyle::V0_4_9Xs);
+}
+
+fn pulled_and_pushed_back(style: ReplyStyle) {
+    let s = setup_in_order(&[], false, style);
     // The driver let the agent publish: one writer.
     assert!(everything_shown(&s.lab).contains("the path agent publishes its count"));
     let driver_runs = s.lab.xapi.driver_calls().len();
@@ -320,7 +330,7 @@ fn sigterm_drains_and_the_driver_publishes_when_no_agent_runs() {
 
 #[test]
 fn an_sr_created_after_the_agent_started_is_found() {
-    let s = setup_in_order(&[], true);
+    let s = setup_in_order(&[], true, ReplyStyle::V0_9_8);
     s.pull("SCM2");
     s.wait_key(Some("[1, 2]"));
 }
