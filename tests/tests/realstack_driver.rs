@@ -1,9 +1,10 @@
-//! Lazy activation on the real stack, on both daemons: the real `sm-driver` run in the guest as
-//! the HA statefile path runs it (a generated `vdi_attach_from_config`, no xapi needed), and
+//! Lazy activation on the real stack, on both daemons: the packaged `sm-driver` (the static
+//! musl binary of the RPM `cargo xtask dist` builds, unpacked: `Stack::packaged`) run in the
+//! guest as the HA statefile path runs it (a generated `vdi_attach_from_config`, no xapi needed), and
 //! `vdi_detach` as xapi sends it once the SR is plugged (without a session: no xapi here).
 //!
-//! - Debian's multipath-tools 0.9.4, with our drop-in installed at run time (the guest's own
-//!   conf makes maps at boot).
+//! - Debian's multipath-tools 0.9.4, with the RPM's drop-in installed at run time (the guest's
+//!   own conf makes maps at boot).
 //! - The dom0's 0.4.9-136.xs8 as an XCP-ng 8.3 host runs it: stock sm's multipath.conf and
 //!   custom.conf and our drop-in, from boot.
 //!
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 use sm_testkit::realstack::{self, Daemon, Topology, Vm, scsi_lun_wwid};
 
 const DROP_IN: &str = include_str!("../../packaging/multipath/sm-rs.conf");
+/// Where the RPM installs the multipath drop-in.
+const INSTALLED_DROP_IN: &str = "/etc/multipath/conf.d/00-sm-rs.conf";
 
 /// A driver call as xapi would send it for this SR and VDI, without a session (the guest
 /// has no xapi).
@@ -38,7 +41,10 @@ fn call(command: &str, wwid: &str) -> String {
 /// Runs the driver in the guest with a methodCall; its stdout and its log.
 fn driver(vm: &mut Vm, xml: &str) -> (String, String) {
     let out = vm
-        .run_with_stdin("x=$(cat); SM_RS_LOG=stderr /tmp/sm/LUNoHBASR \"$x\"", xml)
+        .run_with_stdin(
+            "x=$(cat); SM_RS_LOG=stderr /opt/xensource/sm/LUNoHBASR \"$x\"",
+            xml,
+        )
         .expect("the driver runs");
     assert_eq!(out.rc, 0, "exit status 0 always: {out:?}");
     eprintln!(
@@ -116,24 +122,43 @@ fn lazy_activation(daemon: Daemon) {
     if !stack.has(daemon).expect("daemon") {
         return;
     }
-    let driver_binary = stack.guest_binary("sm-driver").expect("sm-driver is built");
-    let mpathutil = stack.guest_binary("mpathutil").expect("mpathutil is built");
+    // What a dom0 gets: the RPM's static binaries (built before the VM boots: the guest
+    // caches the shared build directory).
+    let Some(packaged) = stack.packaged().expect("the RPM") else {
+        return;
+    };
+    let sm_dir = packaged
+        .guest_path("/opt/xensource/sm")
+        .expect("the RPM's driver directory");
+    packaged
+        .guest_path("/opt/xensource/sm/LUNoHBASR")
+        .expect("the RPM's LUNoHBASR");
+    let mpathutil = packaged
+        .guest_path("/usr/sbin/sm-rs-mpathutil")
+        .expect("the RPM's mpathutil");
+    let packaged_drop_in = packaged.read(INSTALLED_DROP_IN).expect("the RPM's drop-in");
+    assert_eq!(
+        packaged_drop_in, DROP_IN,
+        "the RPM carries packaging/multipath/sm-rs.conf"
+    );
     let mut vm = stack
         .boot_on(Topology::ScsiTwoHbas, daemon)
         .expect("boot topology A");
     let wwid = scsi_lun_wwid();
     let mut lines = Lines::default();
+    // The driver where xapi finds it (argv[0] LUNoHBASR picks the SR type), as the RPM lays
+    // it out: LUNoISCSISR, and LUNoHBASR a link to it.
     vm.run(&format!(
-        "mkdir -p /tmp/sm && ln -sf {driver_binary} /tmp/sm/LUNoHBASR"
+        "mkdir -p /opt/xensource && ln -sfn {sm_dir} /opt/xensource/sm"
     ))
     .expect("install the driver");
 
     match daemon {
         Daemon::Debian094 => {
-            // Our drop-in, an empty wwids file: multipathd flushes the unused map.
+            // The RPM's drop-in, an empty wwids file: multipathd flushes the unused map.
             vm.run_with_stdin(
-                "mkdir -p /etc/multipath/conf.d && cat > /etc/multipath/conf.d/sm-rs.conf && : > /etc/multipath/wwids && multipathd reconfigure",
-                DROP_IN,
+                &format!("mkdir -p /etc/multipath/conf.d && cat > {INSTALLED_DROP_IN} && : > /etc/multipath/wwids && multipathd reconfigure"),
+                &packaged_drop_in,
             )
             .expect("configure multipathd");
             assert!(
@@ -142,11 +167,14 @@ fn lazy_activation(daemon: Daemon) {
             );
         }
         Daemon::Dom0Xs => {
-            // Booted with stock sm's conf and our drop-in (the image's copy is this file).
+            // Booted with stock sm's conf and our drop-in (the image's copy is the RPM's).
             let installed = vm
                 .sh("cat /etc/multipath/conf.d/sm-rs.conf")
                 .expect("drop-in");
-            assert_eq!(installed, DROP_IN, "the guest runs our drop-in");
+            assert_eq!(
+                installed, packaged_drop_in,
+                "the guest runs the RPM's drop-in"
+            );
             // Both paths are there from boot; nothing may build a map for 15 s (three
             // checker rounds of 0.4.9's 5 s).
             let disks = vm.sh("smrs-paths | wc -l").expect("disks");

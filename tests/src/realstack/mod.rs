@@ -25,6 +25,7 @@
 //! | `SM_RS_REALSTACK_CACHE` | image cache, default `~/.cache/sm-rs/realstack` |
 //! | `SM_RS_REALSTACK_QEMU` | the qemu binary, default `qemu-system-x86_64` on `PATH` |
 //! | `SM_RS_REALSTACK_ACCEL` | qemu accelerator, default `tcg` (KVM is broken on the CI machines) |
+//! | `SM_RS_REALSTACK_RPM` | the RPM whose binaries the tests of what ships run ([`Stack::packaged`]); default: built once per run by `cargo xtask dist --profile dist-test` |
 //! | `SM_RS_DOM0_MULTIPATHD` | the sources of the dom0's multipathd 0.4.9-xs, default `<project root>/../shared/dom0-multipathd`; without them the image has only Debian's 0.9.4 and the 0.4.9 tests skip (fail under `require`) |
 //!
 //! Each VM runs one of two multipathd ([`Daemon`], [`Stack::boot_on`], [`Stack::has`]): Debian's
@@ -41,6 +42,7 @@ mod io;
 mod jsonl;
 mod mpathutil_check;
 pub mod multipathd;
+mod packaged;
 mod poll;
 mod process;
 mod qmp;
@@ -64,6 +66,7 @@ pub use image::Image;
 pub use io::{IoLoop, IoStats, checksum, fill};
 pub use mpathutil_check::MpathutilCheck;
 pub use multipathd::{Map, Snapshot, StockPathCount, wait_for_map, wait_for_snapshot};
+pub use packaged::Packaged;
 pub use poll::{Probe, wait_for};
 pub use process::is_alive;
 pub use qmp::Qmp;
@@ -219,6 +222,18 @@ impl Stack {
     /// guest at `/mnt/host`.
     pub fn build_dir(&self) -> Option<&Path> {
         self.build_dir.as_deref()
+    }
+
+    /// The RPM `cargo xtask dist` builds, unpacked where the guest sees it at
+    /// [`Packaged::guest_path`]; built once per test run (see `packaged`). Call it before
+    /// booting the VM that uses it. `Ok(None)`: this machine cannot build the RPM and need
+    /// not (the reason is printed).
+    pub fn packaged(&self) -> Result<Option<Packaged>> {
+        let dir = self
+            .build_dir
+            .as_deref()
+            .ok_or_else(|| Error::Unavailable("cannot tell the build directory".into()))?;
+        packaged::ensure(dir)
     }
 
     /// Where the guest finds a binary of the workspace (e.g. `mpathutil`), after checking
