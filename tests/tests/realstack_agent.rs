@@ -12,10 +12,17 @@
 //! (`device/delete`: the kernel's remove uevents, multipathd drops the path) — and pushed back
 //! by rescanning that session's SCSI host (add uevents, multipathd adds the path back).
 //!
-//! The latency reported is from the path's kernel uevent (the earliest multipathd can see the
-//! change, so an upper bound of "from multipathd seeing it") to the value in xapi changing (a
-//! poller in the guest reading the key through XenAPI every 50 ms): medians over several
-//! pulls, reported, never asserted.
+//! The latencies reported end when the value in xapi changes (a poller in the guest reading
+//! the key through XenAPI every 50 ms) and start at two kernel uevents (stamped by the kernel,
+//! logged by `udevadm monitor`): the path's (a disk removed or added: the earliest multipathd
+//! can know) and the map's next one (multipathd reloading the map without or with the path —
+//! "multipathd has seen it" — or, for a pull, the kernel failing the path just before).
+//! Medians over several pulls, reported, never asserted: under software emulation on a shared
+//! 2-core machine they say how fast it was, not whether it is right.
+//!
+//! The key's history (printed) shows it absent for a moment around each change: a value is
+//! written as `remove_from_other_config` + `add_to_other_config` (xapi has no atomic put of one
+//! map key; stock mpathcount writes the same way), and the poller sometimes reads in between.
 
 use std::time::Duration;
 
