@@ -39,8 +39,21 @@ fn realstack_alua_failover_and_failback() {
 /// path sits in the one multibus group, I/O is sent to it, the kernel fails it, the tur
 /// checker then finds it "in standby state" (ghost) and reinstates it, and the next I/O fails
 /// it again: it shows `failed faulty` most of the time (prio 1, the optimized path 50), so the
-/// stock count of a healthy array is [1, 2]. Stock sm's configuration, not ours; what sm-rs
-/// should publish there is for the lead to decide (issue 10's note).
+/// stock count of a healthy array is [1, 2]. Stock sm's configuration, not ours.
+///
+/// What stock XCP-ng reports there is the same: its `get_path_count` takes a path whose
+/// checker state is `faulty` as down and `ghost` as up, so its key flaps between [1, 2] and
+/// [2, 2] with each fail and reinstate (rewritten on each mpathcount kick). [1, 2] is true:
+/// under multibus the host does send I/O down the standby path and it fails. Our drop-in
+/// does not carry an LIO-ORG entry: multipath.conf is host-wide, a conf.d entry wins over
+/// stock's, and overriding it would regroup the paths of every stock SR on an LIO target
+/// without a field report of ours behind it. An administrator with standby port groups on
+/// LIO sets multipath-tools' own LIO-ORG entry (group_by_prio, prio alua, failback
+/// immediate, hardware_handler "1 alua") in custom.conf, which is read last and wins; then
+/// the standby path is a ghost in its own group and the count is [2, 2]. (Measured on
+/// 0.4.9-xs by hand: stock's entry left the standby path `failed faulty` through 8 looks over
+/// 24 s, `mpathutil count` [1, 2] degraded; that custom.conf entry and a `reconfigure` gave
+/// two groups, prio 50 `active ready` and prio 1 `active ghost`, [2, 2] ok throughout.)
 #[test]
 #[ignore = "0.4.9-xs with stock sm's LIO-ORG entry fails the standby path: see the doc comment"]
 fn realstack_alua_failover_and_failback_dom0_049xs() {
