@@ -5,7 +5,13 @@
 //! - PBD `other_config:mpath-<SCSIid>` = `[active, max]`;
 //! - PBD `other_config:multipathed` = `true` while the PBD is plugged with multipathing;
 //! - PBD `other_config:iscsi_sessions` = the sessions to the SR's targets (iSCSI);
-//! - SR `sm_config:multipathable` = `true`.
+//! - SR `sm_config:multipathable` = `true`;
+//! - SR `sm_config:LUNperVDI` = `true`, and `scsi-<SCSIid>` = the VDI's uuid for every LUN
+//!   claimed as a VDI: XenCenter (`SR.LunPerVDI`, `GetMultiPathStatusLunPerVDI`) then shows
+//!   each `mpath-<SCSIid>` under the running VM and the VDI it belongs to, instead of the
+//!   first `mpath*` key of each PBD as if the SR were one LUN. Stock's RawHBA SR kept the same
+//!   keys (added at scan, removed at vdi_delete), and stock `util.test_SCSIid` reads a
+//!   `scsi-<SCSIid>` key as "this SR uses the LUN".
 //!
 //! Calls are async, on a [`Session`]; the driver runs them through [`Blocking`].
 
@@ -18,6 +24,14 @@ use xenapi::{Ref, Session};
 pub const MULTIPATHED: &str = "multipathed";
 pub const ISCSI_SESSIONS: &str = "iscsi_sessions";
 pub const MULTIPATHABLE: &str = "multipathable";
+/// SR `sm_config`: the SR holds one LUN per VDI (XenCenter matches any key containing it).
+pub const LUN_PER_VDI: &str = "LUNperVDI";
+/// SR `sm_config` keys `scsi-<SCSIid>` = the uuid of the LUN's VDI.
+pub const LUN_VDI_PREFIX: &str = "scsi-";
+
+pub fn lun_vdi_key(scsiid: &str) -> String {
+    format!("{LUN_VDI_PREFIX}{scsiid}")
+}
 /// Every path-count key starts so (XenCenter looks for `mpath`, mpathalert for `mpath-`).
 pub const MPATH_PREFIX: &str = "mpath-";
 
