@@ -24,11 +24,13 @@ pub mod pass;
 pub mod uevent;
 pub mod xapi;
 
+use crate::host::dmstatus;
 use crate::host::inuse::{Record, Registry, Stage};
 use crate::publish;
 use mpathutil::highwater::Ledger;
+use mpathutil::parse::KernelStatus;
 use mpathutil::{HostRoot, PathCounts, Topology};
-use pass::{Context, Reading, Saved};
+use pass::{Context, Disks, Reading, Saved};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -138,6 +140,8 @@ pub struct Counters {
     pub messages: u64,
     /// Full reads of this host's PBDs.
     pub resyncs: u64,
+    /// Reads of the kernel's dm status (multipathd could not answer for a LUN in use).
+    pub kernel_reads: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -233,6 +237,24 @@ async fn read_topology() -> Result<Topology, String> {
         Ok(Ok(Err(e))) => Err(e.to_string()),
         Ok(Ok(Ok(t))) => Ok(t),
     }
+}
+
+/// The kernel's multipath maps (by name) and the SCSI disks (by `major:minor`), off the
+/// runtime.
+async fn read_kernel(root: HostRoot) -> Result<(BTreeMap<String, KernelStatus>, Disks), String> {
+    let task = tokio::task::spawn_blocking(move || {
+        let maps = dmstatus::multipath_maps()?;
+        Ok((maps, dmstatus::disks_by_dev_t(&root)))
+    });
+    match tokio::time::timeout(dmstatus::DMSETUP_TIMEOUT * 2, task).await {
+        Err(_) => Err("dmsetup did not answer".into()),
+        Ok(Err(e)) => Err(format!("reading the kernel's dm status: {e}")),
+        Ok(Ok(r)) => r,
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The service's state.
@@ -362,7 +384,9 @@ impl Agent {
         }
     }
 
-    /// The readings of the LUNs in use, from one topology read.
+    /// The readings of the LUNs in use, from one topology read; for the LUNs multipathd
+    /// cannot answer for (it is down, restarting, timing out, or does not list the map yet),
+    /// from the kernel's dm status instead ([`crate::host::dmstatus`]), read only then.
     async fn read(&mut self, in_use: &[Record]) -> BTreeMap<String, Reading> {
         let mut readings = BTreeMap::new();
         let multipathed: Vec<&Record> = in_use.iter().filter(|r| r.multipath).collect();
@@ -371,53 +395,96 @@ impl Agent {
         }
         let topology = read_topology().await;
         self.multipathd_ok = topology.is_ok();
-        let topology = match topology {
-            Ok(t) => t,
-            Err(e) => {
-                for r in multipathed {
-                    readings.insert(r.scsiid.clone(), Reading::Unknown(e.clone()));
-                }
-                return readings;
-            }
+        let (topology, daemon_error) = match topology {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e)),
         };
-        // Every map goes to the ledger (one missing from the view is forgotten there), and
-        // so does a LUN in use whose map is not listed right now (a multipathd restart):
-        // with 0 paths, which keeps its mark.
-        let mut view: Vec<(&str, u32)> = topology
-            .maps
-            .iter()
-            .map(|m| (m.wwid.as_str(), PathCounts::of(m).total))
-            .collect();
-        for r in &multipathed {
-            if topology.map(&r.scsiid).is_none() {
-                view.push((r.scsiid.as_str(), 0));
+        let listed = |r: &Record| {
+            topology
+                .as_ref()
+                .is_some_and(|t| t.map(&r.scsiid).is_some())
+        };
+        let kernel = if multipathed.iter().all(|r| listed(r)) {
+            None
+        } else {
+            self.counters.kernel_reads += 1;
+            Some(read_kernel(self.config.root.clone()).await)
+        };
+        let in_kernel =
+            |id: &str| -> Option<&KernelStatus> { kernel.as_ref()?.as_ref().ok()?.0.get(id) };
+        if let Some(e) = &daemon_error {
+            match &kernel {
+                Some(Ok((maps, _))) => tracing::warn!(
+                    "{e}; path counts from the kernel's dm status ({} maps)",
+                    maps.len()
+                ),
+                Some(Err(k)) => tracing::warn!("{e}; the kernel's dm status: {k}"),
+                None => {}
             }
         }
-        let maxima: HashMap<String, u32> =
-            match Ledger::new(&self.config.root).record_all(view.iter().copied()) {
-                Ok(maxima) => view
+        let maxima: HashMap<String, u32> = match &topology {
+            // Every map goes to the ledger (one missing from the view is forgotten there),
+            // and so does a LUN in use whose map multipathd does not list right now (a
+            // restart): with the kernel's paths, or 0, which keeps its mark.
+            Some(topology) => {
+                let mut view: Vec<(&str, u32)> = topology
+                    .maps
                     .iter()
-                    .zip(maxima)
-                    .map(|((w, _), m)| (w.to_string(), m))
-                    .collect(),
-                Err(e) => {
+                    .map(|m| (m.wwid.as_str(), PathCounts::of(m).total))
+                    .collect();
+                for r in &multipathed {
+                    if topology.map(&r.scsiid).is_none() {
+                        let total = in_kernel(&r.scsiid).map_or(0, |k| count(k.total_paths()));
+                        view.push((r.scsiid.as_str(), total));
+                    }
+                }
+                match Ledger::new(&self.config.root).record_all(view.iter().copied()) {
+                    Ok(maxima) => view
+                        .iter()
+                        .zip(maxima)
+                        .map(|((w, _), m)| (w.to_string(), m))
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        HashMap::new()
+                    }
+                }
+            }
+            // Without multipathd's view of every map, the ledger is only read.
+            None => Ledger::new(&self.config.root)
+                .read()
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_else(|e| {
                     tracing::warn!("{e}");
                     HashMap::new()
-                }
-            };
+                }),
+        };
         for r in multipathed {
-            let reading = match topology.map(&r.scsiid) {
-                Some(map) => {
-                    let max = maxima
-                        .get(map.wwid.as_str())
-                        .copied()
-                        .unwrap_or(0)
-                        .max(self.saved.published_max(&r.scsiid));
-                    Reading::of_map(map, max)
-                }
+            let max = maxima
+                .get(r.scsiid.as_str())
+                .copied()
+                .unwrap_or(0)
+                .max(self.saved.published_max(&r.scsiid));
+            let from_daemon = topology.as_ref().and_then(|t| t.map(&r.scsiid));
+            let from_kernel = match &kernel {
+                Some(Ok((maps, disks))) => maps.get(&r.scsiid).map(|s| (s, disks)),
+                _ => None,
+            };
+            let reading = match (from_daemon, from_kernel) {
+                (Some(map), _) => Reading::of_map(map, max),
+                (None, Some((status, disks))) => Reading::of_kernel(status, disks, max),
                 // Still being activated: nothing to say yet.
-                None if r.stage == Stage::Attaching => continue,
-                None => Reading::Unknown("multipathd lists no map for it".into()),
+                (None, None) if r.stage == Stage::Attaching => continue,
+                (None, None) => {
+                    let daemon = daemon_error
+                        .clone()
+                        .unwrap_or_else(|| "multipathd lists no map for it".into());
+                    let kernel = match &kernel {
+                        Some(Err(k)) => format!("the kernel's dm status: {k}"),
+                        _ => "the kernel has no such map".into(),
+                    };
+                    Reading::Unknown(format!("{daemon}; {kernel}"))
+                }
             };
             readings.insert(r.scsiid.clone(), reading);
         }

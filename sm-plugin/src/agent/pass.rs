@@ -17,6 +17,7 @@ use super::xapi::PbdView;
 use crate::host::inuse::Record;
 use crate::publish::{MULTIPATHED, mpath_key, scsiid_of_key};
 use mpathutil::health::{parse_path_count_value, path_count_value};
+use mpathutil::parse::KernelStatus;
 use mpathutil::{Health, Map, PathCounts, PathVerdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +74,9 @@ pub struct Message {
 pub const ALL_PATHS_DOWN: &str = "MULTIPATH_ALL_PATHS_DOWN";
 pub const PATHS_RESTORED: &str = "MULTIPATH_PATHS_RESTORED";
 
+/// SCSI disks by `major:minor`: (device, H:C:T:L).
+pub type Disks = BTreeMap<String, (String, String)>;
+
 /// One LUN as read now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reading {
@@ -99,6 +103,39 @@ impl Reading {
                 )
             })
             .collect();
+        Self::Known {
+            counts,
+            max: max.max(counts.total),
+            paths,
+        }
+    }
+
+    /// From the kernel's status line of the map (multipathd could not answer): a path the
+    /// kernel sends I/O to (`A`) is active, one it failed (`F`) is not. `disks` names the
+    /// paths (`major:minor` → device, H:C:T:L) as multipathd would.
+    pub fn of_kernel(status: &KernelStatus, disks: &Disks, max: u32) -> Self {
+        let paths: Vec<(String, String, PathVerdict)> = status
+            .groups
+            .iter()
+            .flat_map(|g| &g.paths)
+            .map(|p| {
+                let (dev, hcil) = disks
+                    .get(&p.dev_t)
+                    .cloned()
+                    .unwrap_or_else(|| (p.dev_t.clone(), "?".into()));
+                let verdict = if p.active {
+                    PathVerdict::Active
+                } else {
+                    PathVerdict::Failed
+                };
+                (hcil, dev, verdict)
+            })
+            .collect();
+        let n = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let counts = PathCounts {
+            active: n(status.active_paths()),
+            total: n(status.total_paths()),
+        };
         Self::Known {
             counts,
             max: max.max(counts.total),

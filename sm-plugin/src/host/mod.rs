@@ -6,6 +6,7 @@
 pub mod attached;
 pub mod command;
 pub mod devfs;
+pub mod dmstatus;
 pub mod initiator;
 pub mod inuse;
 pub mod iscsiadm;
