@@ -95,9 +95,10 @@ fn sr_attach_leaves_stale_counts_to_a_running_agent_and_drops_them_when_none_run
     let stale = "mpath-3600a0b8000000000000000000000dead";
     // The agent is cut off from xapi, so the key stays unless the driver removes it.
     tap.set_down(true);
+    // (The unplug drops every count itself: nothing is in use once it succeeds.)
+    lab.unplug(0, &sr).unwrap();
     add_key(&lab, &sr, stale, "[2, 2]");
     let kicks = agent.counter("kicks");
-    lab.unplug(0, &sr).unwrap();
     lab.plug(0, &sr).unwrap();
     assert!(agent.counter("kicks") > kicks, "sr_attach kicked the agent");
     let oc = lab.pbd_other_config(0, &sr);
@@ -110,8 +111,8 @@ fn sr_attach_leaves_stale_counts_to_a_running_agent_and_drops_them_when_none_run
     });
     // No agent: the plug drops it itself.
     agent.kill();
-    add_key(&lab, &sr, stale, "[2, 2]");
     lab.unplug(0, &sr).unwrap();
+    add_key(&lab, &sr, stale, "[2, 2]");
     lab.plug(0, &sr).unwrap();
     assert_eq!(key(&lab, &sr, stale), None);
     assert_eq!(key(&lab, &sr, "multipathed").as_deref(), Some("true"));
