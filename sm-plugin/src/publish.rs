@@ -5,6 +5,8 @@
 //! - PBD `other_config:mpath-<SCSIid>` = `[active, max]`;
 //! - PBD `other_config:multipathed` = `true` while the PBD is plugged with multipathing;
 //! - PBD `other_config:iscsi_sessions` = the sessions to the SR's targets (iSCSI);
+//! - host `other_config:mpath-boot` = `[active, max]` of the map dom0 boots from, with
+//!   host `multipathed` = `true` (XenCenter's "Multipath boot", mpathalert's `root=true`);
 //! - SR `sm_config:multipathable` = `true`;
 //! - SR `sm_config:LUNperVDI` = `true`, and `scsi-<SCSIid>` = the VDI's uuid for every LUN
 //!   claimed as a VDI: XenCenter (`SR.LunPerVDI`, `GetMultiPathStatusLunPerVDI`) then shows
@@ -22,6 +24,8 @@ use xenapi::refs::{Host, Pbd, Sr};
 use xenapi::{Ref, Session};
 
 pub const MULTIPATHED: &str = "multipathed";
+/// host `other_config`: `[active, max]` of the multipath map dom0 boots from.
+pub const MPATH_BOOT: &str = "mpath-boot";
 pub const ISCSI_SESSIONS: &str = "iscsi_sessions";
 pub const MULTIPATHABLE: &str = "multipathable";
 /// SR `sm_config`: the SR holds one LUN per VDI (XenCenter matches any key containing it).
@@ -108,6 +112,23 @@ pub async fn set_key(
 /// Removes one `other_config` key of a PBD (absent already is fine: xapi says nothing).
 pub async fn remove_key(session: &Session, pbd: &Ref<Pbd>, key: &str) -> Result<(), xenapi::Error> {
     pbd::remove_from_other_config(session, pbd, key).await
+}
+
+/// Sets one `other_config` key of a host, as [`set_key`] does for a PBD.
+pub async fn set_host_key(
+    session: &Session,
+    host: &Ref<Host>,
+    key: &str,
+    value: &str,
+    known_absent: bool,
+) -> Result<(), xenapi::Error> {
+    if known_absent {
+        match xenapi::api::host::add_to_other_config(session, host, key, value).await {
+            Err(e) if e.is_failure("MAP_DUPLICATE_KEY") => {}
+            other => return other,
+        }
+    }
+    xenapi::api::host::put_other_config(session, host, key, value).await
 }
 
 /// A session whose calls a synchronous caller (the driver) can wait for.

@@ -294,3 +294,87 @@ fn the_scsi_keys_follow_claims_scans_and_forgets() {
     let uuid = text(&record(&lab, "VDI", &vdi), "uuid");
     assert_eq!(keys.values().next(), Some(&uuid));
 }
+
+/// XenCenter's `Host.GetBootPathCounts`: `multipathed` true and a parseable `mpath-boot`.
+fn boot_path_counts(lab: &Lab) -> Option<(u32, u32)> {
+    let host = xenapi::Ref::<xenapi::refs::Host>::new(&lab.host(0).host_ref);
+    let config = lab
+        .block_on(xenapi::api::host::get_other_config(&lab.session, &host))
+        .unwrap();
+    if config.get("multipathed").map(String::as_str) != Some("true") {
+        return None;
+    }
+    parse_path_counts(config.get("mpath-boot")?)
+}
+
+#[test]
+fn a_multipathed_boot_disk_shows_in_the_hosts_multipath_boot_section() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = lab_with(1, || large_fabric(2), ReplyStyle::V0_9_8);
+    multipath_on(&lab, 0);
+    let sim = &lab.host(0).sim;
+    let wwid = format!("36006016015301d00{:016x}", 1);
+    // multipathd built the boot disk's map at boot: its WWID is listed, its paths added.
+    let wwids = sim.root().join("etc/multipath/wwids");
+    let mut text = std::fs::read_to_string(&wwids).unwrap_or_default();
+    text.push_str(&format!("/{wwid}/\n"));
+    std::fs::write(&wwids, text).unwrap();
+    let paths: Vec<String> =
+        sim.fabric(|f| f.paths_of(&wwid).iter().map(|d| d.name.clone()).collect());
+    let mut daemon =
+        mpathutil::Multipathd::connect(&mpathutil::Config::for_socket(sim.socket_name())).unwrap();
+    for p in &paths {
+        daemon.send(&format!("add path {p}")).unwrap();
+    }
+    assert!(sim.maps().contains(&wwid), "{:?}", sim.maps());
+    // `/` sits on it: the device of the root filesystem is that map.
+    let holder = sim.hold(&wwid, &wwid, &format!("mpath-{wwid}"));
+    let dev = std::fs::metadata(sim.root()).unwrap().dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let links = sim.root().join("sys/dev/block");
+    std::fs::create_dir_all(&links).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../block/{holder}"),
+        links.join(format!("{major}:{minor}")),
+    )
+    .unwrap();
+    let tap = XapiTap::in_front_of(&lab).unwrap();
+    let mut agent = AgentProc::start(&lab, 0, &tap, &[]);
+    wait_until("mpath-boot", || boot_path_counts(&lab) == Some((4, 4)));
+    let relay = agent.relay();
+    relay.change(sim, |f| {
+        let path = f.paths_of(&wwid)[0].id;
+        f.set_offline(path, true);
+    });
+    wait_until("the degraded boot disk", || {
+        boot_path_counts(&lab) == Some((3, 4))
+    });
+    // Where stock sm's mpathcount is installed, it keeps the key: we do not write it too.
+    agent.kill();
+    let stock = sim.root().join("opt/xensource/sm");
+    std::fs::create_dir_all(&stock).unwrap();
+    std::fs::write(stock.join("mpathcount.py"), "").unwrap();
+    agent.restart();
+    let from = std::time::Instant::now();
+    relay.change(sim, |f| {
+        let path = f.paths_of(&wwid)[0].id;
+        f.set_offline(path, false);
+    });
+    agent.kick_passes(2);
+    assert_eq!(boot_path_counts(&lab), Some((3, 4)));
+    assert!(
+        !tap.calls_since(from)
+            .iter()
+            .any(|c| c.is_write() && c.method.starts_with("host.")),
+        "{:?}",
+        tap.calls_since(from)
+    );
+    assert!(
+        agent.log().contains("stock mpathcount keeps"),
+        "{}",
+        agent.log()
+    );
+}

@@ -24,8 +24,8 @@ pub mod pass;
 pub mod uevent;
 pub mod xapi;
 
-use crate::host::dmstatus;
 use crate::host::inuse::{Record, Registry, Stage};
+use crate::host::{bootdisk, dmstatus};
 use crate::publish;
 use mpathutil::highwater::Ledger;
 use mpathutil::parse::KernelStatus;
@@ -267,6 +267,14 @@ struct Agent {
     views: Vec<PbdView>,
     /// (PBD ref, key) → the value xapi should take (`None`: remove).
     outbox: BTreeMap<(String, String), Option<String>>,
+    /// This host's `other_config` key → the value xapi should take.
+    host_outbox: BTreeMap<String, Option<String>>,
+    /// The multipath map dom0 boots from, while we keep its `mpath-boot` (no stock
+    /// mpathcount on this host), and its reading of the last pass.
+    boot: Option<String>,
+    boot_reading: Option<Reading>,
+    /// The root map as last seen, whoever keeps it (to log a change once).
+    root_map: Option<String>,
     need_resync: bool,
     last_resync: Option<Instant>,
     /// SRs we already re-read xapi for without finding them.
@@ -324,6 +332,10 @@ impl Agent {
             saved_bytes: Vec::new(),
             views,
             outbox: BTreeMap::new(),
+            host_outbox: BTreeMap::new(),
+            boot: None,
+            boot_reading: None,
+            root_map: None,
             need_resync: true,
             last_resync: None,
             looked_for: BTreeSet::new(),
@@ -364,6 +376,18 @@ impl Agent {
                 self.retry_at = None;
                 self.saved.adopt_view(&views);
                 self.views = views;
+                if self.boot.is_some() {
+                    match self.link.host_keys().await {
+                        Ok(keys) => self.saved.adopt_host_keys(&keys),
+                        Err(CallError::Unreachable(e)) => {
+                            self.unreachable(&e);
+                            return false;
+                        }
+                        Err(CallError::Failure(f)) => {
+                            tracing::warn!("reading this host's other-config: {f}");
+                        }
+                    }
+                }
                 self.need_resync = false;
                 self.last_resync = Some(Instant::now());
                 self.counters.resyncs += 1;
@@ -390,7 +414,10 @@ impl Agent {
     async fn read(&mut self, in_use: &[Record]) -> BTreeMap<String, Reading> {
         let mut readings = BTreeMap::new();
         let multipathed: Vec<&Record> = in_use.iter().filter(|r| r.multipath).collect();
-        if multipathed.is_empty() {
+        self.find_boot_map();
+        let boot = self.boot.clone();
+        if multipathed.is_empty() && boot.is_none() {
+            self.boot_reading = None;
             return readings;
         }
         let topology = read_topology().await;
@@ -404,7 +431,10 @@ impl Agent {
                 .as_ref()
                 .is_some_and(|t| t.map(&r.scsiid).is_some())
         };
-        let kernel = if multipathed.iter().all(|r| listed(r)) {
+        let boot_listed = boot
+            .as_deref()
+            .is_none_or(|b| topology.as_ref().is_some_and(|t| t.map(b).is_some()));
+        let kernel = if boot_listed && multipathed.iter().all(|r| listed(r)) {
             None
         } else {
             self.counters.kernel_reads += 1;
@@ -488,7 +518,51 @@ impl Agent {
             };
             readings.insert(r.scsiid.clone(), reading);
         }
+        self.boot_reading = boot.map(|name| {
+            let from_daemon = topology.as_ref().and_then(|t| t.map(&name));
+            let wwid = from_daemon.map_or(name.as_str(), |m| m.wwid.as_str());
+            let max = maxima
+                .get(wwid)
+                .copied()
+                .unwrap_or(0)
+                .max(self.saved.boot_max());
+            let from_kernel = match &kernel {
+                Some(Ok((maps, disks))) => maps.get(&name).map(|s| (s, disks)),
+                _ => None,
+            };
+            match (from_daemon, from_kernel) {
+                (Some(map), _) => Reading::of_map(map, max),
+                (None, Some((status, disks))) => Reading::of_kernel(status, disks, max),
+                (None, None) => Reading::Unknown(format!("no map {name} is readable")),
+            }
+        });
         readings
+    }
+
+    /// The multipath map dom0 boots from; ours to publish only where stock mpathcount is
+    /// not installed (it keeps `mpath-boot` from every udev kick: two writers of one key
+    /// would overwrite each other, and stock picks the first map listed as the root).
+    fn find_boot_map(&mut self) {
+        let root_map = bootdisk::root_map(&self.config.root);
+        let stock = bootdisk::stock_mpathcount(&self.config.root);
+        if root_map != self.root_map {
+            match (&root_map, stock) {
+                (Some(m), true) => tracing::info!(
+                    "dom0 boots from multipath map {m}; stock mpathcount keeps the host's \
+                     mpath-boot"
+                ),
+                (Some(m), false) => {
+                    tracing::info!(
+                        "dom0 boots from multipath map {m}: keeping the host's mpath-boot"
+                    );
+                    // Read what the host holds at the next pass.
+                    self.need_resync = true;
+                }
+                (None, _) => {}
+            }
+            self.root_map.clone_from(&root_map);
+        }
+        self.boot = root_map.filter(|_| !stock);
     }
 
     /// Resync if due, one pass, then the writes.
@@ -531,6 +605,11 @@ impl Agent {
             self.outbox.remove(settled);
         }
         self.outbox.extend(outcome.changes);
+        let (host_changes, host_settled) = self.saved.host_pass(self.boot_reading.as_ref());
+        for key in &host_settled {
+            self.host_outbox.remove(key);
+        }
+        self.host_outbox.extend(host_changes);
         self.last_pass = Some((ctx.now, started.elapsed()));
         self.statuses = self.statuses(&in_use, &readings);
         if self.reachable || self.retry_at.is_none_or(|t| Instant::now() >= t) {
@@ -542,7 +621,7 @@ impl Agent {
 
     /// Hands pending writes, then messages, to xapi.
     async fn flush(&mut self) {
-        if self.outbox.is_empty() && self.saved.messages.is_empty() {
+        if !self.pending() {
             return;
         }
         let session = match self.link.session().await {
@@ -644,6 +723,59 @@ impl Agent {
             self.unreachable(&e);
             return;
         }
+        if let Some(host) = self.link.host().map(|h| h.host.clone()) {
+            for (key, value) in self.host_outbox.clone() {
+                let absent = !self.saved.host_keys.contains_key(&key);
+                let result = match &value {
+                    Some(v) => {
+                        XapiLink::bounded(
+                            timeout,
+                            publish::set_host_key(&session, &host, &key, v, absent),
+                        )
+                        .await
+                    }
+                    None => {
+                        XapiLink::bounded(
+                            timeout,
+                            xenapi::api::host::remove_from_other_config(&session, &host, &key),
+                        )
+                        .await
+                    }
+                };
+                match result {
+                    Ok(()) => {
+                        self.counters.writes += 1;
+                        match &value {
+                            Some(v) => {
+                                self.saved.host_keys.insert(
+                                    key.clone(),
+                                    pass::Published {
+                                        value: v.clone(),
+                                        at: Some(now_secs()),
+                                    },
+                                );
+                            }
+                            None => {
+                                self.saved.host_keys.remove(&key);
+                            }
+                        }
+                        if self.host_outbox.get(&key) == Some(&value) {
+                            self.host_outbox.remove(&key);
+                        }
+                    }
+                    Err(CallError::Unreachable(e)) => {
+                        self.unreachable(&e);
+                        return;
+                    }
+                    Err(CallError::Failure(f)) => {
+                        self.counters.retries += 1;
+                        tracing::warn!("host {key}: xapi refused the write: {f}");
+                        self.need_resync = true;
+                        self.retry_at = Some(Instant::now() + self.backoff);
+                    }
+                }
+            }
+        }
         while let Some(m) = self.saved.messages.first().cloned() {
             let result = XapiLink::bounded(
                 timeout,
@@ -675,7 +807,7 @@ impl Agent {
     }
 
     fn pending(&self) -> bool {
-        !self.outbox.is_empty() || !self.saved.messages.is_empty()
+        !self.outbox.is_empty() || !self.host_outbox.is_empty() || !self.saved.messages.is_empty()
     }
 
     /// Keeps the state under `run/`, replaced whole, when it changed.
@@ -759,7 +891,7 @@ impl Agent {
             host_uuid: self.link.host_uuid().to_string(),
             last_pass_at: self.last_pass.map(|(at, _)| pass::utc(at)),
             last_pass_ms: self.last_pass.map(|(_, d)| d.as_secs_f64() * 1000.0),
-            pending_writes: self.outbox.len(),
+            pending_writes: self.outbox.len() + self.host_outbox.len(),
             pending_messages: self.saved.messages.len(),
             xapi_reachable: self.reachable,
             multipathd_readable: self.multipathd_ok,

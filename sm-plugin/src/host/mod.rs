@@ -4,6 +4,7 @@
 //! code at a simulated host.
 
 pub mod attached;
+pub mod bootdisk;
 pub mod command;
 pub mod devfs;
 pub mod dmstatus;
