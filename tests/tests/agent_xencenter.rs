@@ -297,7 +297,7 @@ fn the_scsi_keys_follow_claims_scans_and_forgets() {
 
 /// XenCenter's `Host.GetBootPathCounts`: `multipathed` true and a parseable `mpath-boot`.
 fn boot_path_counts(lab: &Lab) -> Option<(u32, u32)> {
-    let host = xenapi::Ref::<xenapi::refs::Host>::new(&lab.host(0).host_ref);
+    let host = Ref::<xenapi::refs::Host>::new(&lab.host(0).host_ref);
     let config = lab
         .block_on(xenapi::api::host::get_other_config(&lab.session, &host))
         .unwrap();
