@@ -6,7 +6,12 @@
 //! periodic reconcile only say "look now"; after a short debounce (a storm folds into one
 //! pass) one pass ([`pass`]) reads the LUNs in use (the in-use registry), the topology once
 //! (`show maps json` + `show topology`) and the high-water ledger, and diffs what each of
-//! this host's PBDs of our SR types should hold against what xapi holds. Only keys that
+//! this host's PBDs of our SR types should hold against what xapi holds. Where multipathd
+//! cannot answer for a LUN in use (down, restarting, answering `timeout`, not listing the
+//! map yet), the kernel's dm status of the map is read instead
+//! ([`crate::host::dmstatus`]); with neither, the count is unknown and nothing is written.
+//! Where dom0 boots from a multipath map and stock mpathcount is not installed, the host's
+//! `mpath-boot` is kept the same way ([`crate::host::bootdisk`]). Only keys that
 //! changed are written; writes xapi did not take stay pending (coalesced per key: the
 //! latest value wins) and are retried with backoff; when xapi answers again, its PBDs are
 //! read afresh and the diff is made against that, so nothing is written twice. What xapi
