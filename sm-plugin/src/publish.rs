@@ -5,7 +5,15 @@
 //! - PBD `other_config:mpath-<SCSIid>` = `[active, max]`;
 //! - PBD `other_config:multipathed` = `true` while the PBD is plugged with multipathing;
 //! - PBD `other_config:iscsi_sessions` = the sessions to the SR's targets (iSCSI);
-//! - SR `sm_config:multipathable` = `true`.
+//! - host `other_config:mpath-boot` = `[active, max]` of the map dom0 boots from, with
+//!   host `multipathed` = `true` (XenCenter's "Multipath boot", mpathalert's `root=true`);
+//! - SR `sm_config:multipathable` = `true`;
+//! - SR `sm_config:LUNperVDI` = `true`, and `scsi-<SCSIid>` = the VDI's uuid for every LUN
+//!   claimed as a VDI: XenCenter (`SR.LunPerVDI`, `GetMultiPathStatusLunPerVDI`) then shows
+//!   each `mpath-<SCSIid>` under the running VM and the VDI it belongs to, instead of the
+//!   first `mpath*` key of each PBD as if the SR were one LUN. Stock's RawHBA SR kept the same
+//!   keys (added at scan, removed at vdi_delete), and stock `util.test_SCSIid` reads a
+//!   `scsi-<SCSIid>` key as "this SR uses the LUN".
 //!
 //! Calls are async, on a [`Session`]; the driver runs them through [`Blocking`].
 
@@ -16,8 +24,18 @@ use xenapi::refs::{Host, Pbd, Sr};
 use xenapi::{Ref, Session};
 
 pub const MULTIPATHED: &str = "multipathed";
+/// host `other_config`: `[active, max]` of the multipath map dom0 boots from.
+pub const MPATH_BOOT: &str = "mpath-boot";
 pub const ISCSI_SESSIONS: &str = "iscsi_sessions";
 pub const MULTIPATHABLE: &str = "multipathable";
+/// SR `sm_config`: the SR holds one LUN per VDI (XenCenter matches any key containing it).
+pub const LUN_PER_VDI: &str = "LUNperVDI";
+/// SR `sm_config` keys `scsi-<SCSIid>` = the uuid of the LUN's VDI.
+pub const LUN_VDI_PREFIX: &str = "scsi-";
+
+pub fn lun_vdi_key(scsiid: &str) -> String {
+    format!("{LUN_VDI_PREFIX}{scsiid}")
+}
 /// Every path-count key starts so (XenCenter looks for `mpath`, mpathalert for `mpath-`).
 pub const MPATH_PREFIX: &str = "mpath-";
 
@@ -94,6 +112,23 @@ pub async fn set_key(
 /// Removes one `other_config` key of a PBD (absent already is fine: xapi says nothing).
 pub async fn remove_key(session: &Session, pbd: &Ref<Pbd>, key: &str) -> Result<(), xenapi::Error> {
     pbd::remove_from_other_config(session, pbd, key).await
+}
+
+/// Sets one `other_config` key of a host, as [`set_key`] does for a PBD.
+pub async fn set_host_key(
+    session: &Session,
+    host: &Ref<Host>,
+    key: &str,
+    value: &str,
+    known_absent: bool,
+) -> Result<(), xenapi::Error> {
+    if known_absent {
+        match xenapi::api::host::add_to_other_config(session, host, key, value).await {
+            Err(e) if e.is_failure("MAP_DUPLICATE_KEY") => {}
+            other => return other,
+        }
+    }
+    xenapi::api::host::put_other_config(session, host, key, value).await
 }
 
 /// A session whose calls a synchronous caller (the driver) can wait for.

@@ -237,6 +237,8 @@ fn a_killed_agent_converges_on_restart_without_rewriting() {
 #[test]
 fn an_unreadable_multipathd_never_publishes_a_number() {
     let s = setup(&[]);
+    // Nor can the kernel's dm status be read (no dmsetup): no source at all.
+    std::fs::remove_file(s.lab.dir.join("bin/dmsetup")).unwrap();
     let from = std::time::Instant::now();
     let sim = &s.lab.host(0).sim;
     // Every command answers `timeout` (a reconfigure holding the lock) from now on.

@@ -6,7 +6,12 @@
 //! periodic reconcile only say "look now"; after a short debounce (a storm folds into one
 //! pass) one pass ([`pass`]) reads the LUNs in use (the in-use registry), the topology once
 //! (`show maps json` + `show topology`) and the high-water ledger, and diffs what each of
-//! this host's PBDs of our SR types should hold against what xapi holds. Only keys that
+//! this host's PBDs of our SR types should hold against what xapi holds. Where multipathd
+//! cannot answer for a LUN in use (down, restarting, answering `timeout`, not listing the
+//! map yet), the kernel's dm status of the map is read instead
+//! ([`crate::host::dmstatus`]); with neither, the count is unknown and nothing is written.
+//! Where dom0 boots from a multipath map and stock mpathcount is not installed, the host's
+//! `mpath-boot` is kept the same way ([`crate::host::bootdisk`]). Only keys that
 //! changed are written; writes xapi did not take stay pending (coalesced per key: the
 //! latest value wins) and are retried with backoff; when xapi answers again, its PBDs are
 //! read afresh and the diff is made against that, so nothing is written twice. What xapi
@@ -25,10 +30,12 @@ pub mod uevent;
 pub mod xapi;
 
 use crate::host::inuse::{Record, Registry, Stage};
+use crate::host::{bootdisk, dmstatus};
 use crate::publish;
 use mpathutil::highwater::Ledger;
+use mpathutil::parse::KernelStatus;
 use mpathutil::{HostRoot, PathCounts, Topology};
-use pass::{Context, Reading, Saved};
+use pass::{Context, Disks, Reading, Saved};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -138,6 +145,8 @@ pub struct Counters {
     pub messages: u64,
     /// Full reads of this host's PBDs.
     pub resyncs: u64,
+    /// Reads of the kernel's dm status (multipathd could not answer for a LUN in use).
+    pub kernel_reads: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -235,6 +244,24 @@ async fn read_topology() -> Result<Topology, String> {
     }
 }
 
+/// The kernel's multipath maps (by name) and the SCSI disks (by `major:minor`), off the
+/// runtime.
+async fn read_kernel(root: HostRoot) -> Result<(BTreeMap<String, KernelStatus>, Disks), String> {
+    let task = tokio::task::spawn_blocking(move || {
+        let maps = dmstatus::multipath_maps()?;
+        Ok((maps, dmstatus::disks_by_dev_t(&root)))
+    });
+    match tokio::time::timeout(dmstatus::DMSETUP_TIMEOUT * 2, task).await {
+        Err(_) => Err("dmsetup did not answer".into()),
+        Ok(Err(e)) => Err(format!("reading the kernel's dm status: {e}")),
+        Ok(Ok(r)) => r,
+    }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// The service's state.
 struct Agent {
     config: Config,
@@ -245,6 +272,14 @@ struct Agent {
     views: Vec<PbdView>,
     /// (PBD ref, key) → the value xapi should take (`None`: remove).
     outbox: BTreeMap<(String, String), Option<String>>,
+    /// This host's `other_config` key → the value xapi should take.
+    host_outbox: BTreeMap<String, Option<String>>,
+    /// The multipath map dom0 boots from, while we keep its `mpath-boot` (no stock
+    /// mpathcount on this host), and its reading of the last pass.
+    boot: Option<String>,
+    boot_reading: Option<Reading>,
+    /// The root map as last seen, whoever keeps it (to log a change once).
+    root_map: Option<String>,
     need_resync: bool,
     last_resync: Option<Instant>,
     /// SRs we already re-read xapi for without finding them.
@@ -302,6 +337,10 @@ impl Agent {
             saved_bytes: Vec::new(),
             views,
             outbox: BTreeMap::new(),
+            host_outbox: BTreeMap::new(),
+            boot: None,
+            boot_reading: None,
+            root_map: None,
             need_resync: true,
             last_resync: None,
             looked_for: BTreeSet::new(),
@@ -342,6 +381,18 @@ impl Agent {
                 self.retry_at = None;
                 self.saved.adopt_view(&views);
                 self.views = views;
+                if self.boot.is_some() {
+                    match self.link.host_keys().await {
+                        Ok(keys) => self.saved.adopt_host_keys(&keys),
+                        Err(CallError::Unreachable(e)) => {
+                            self.unreachable(&e);
+                            return false;
+                        }
+                        Err(CallError::Failure(f)) => {
+                            tracing::warn!("reading this host's other-config: {f}");
+                        }
+                    }
+                }
                 self.need_resync = false;
                 self.last_resync = Some(Instant::now());
                 self.counters.resyncs += 1;
@@ -362,66 +413,161 @@ impl Agent {
         }
     }
 
-    /// The readings of the LUNs in use, from one topology read.
+    /// The readings of the LUNs in use, from one topology read; for the LUNs multipathd
+    /// cannot answer for (it is down, restarting, timing out, or does not list the map yet),
+    /// from the kernel's dm status instead ([`crate::host::dmstatus`]), read only then.
     async fn read(&mut self, in_use: &[Record]) -> BTreeMap<String, Reading> {
         let mut readings = BTreeMap::new();
         let multipathed: Vec<&Record> = in_use.iter().filter(|r| r.multipath).collect();
-        if multipathed.is_empty() {
+        self.find_boot_map();
+        let boot = self.boot.clone();
+        if multipathed.is_empty() && boot.is_none() {
+            self.boot_reading = None;
             return readings;
         }
         let topology = read_topology().await;
         self.multipathd_ok = topology.is_ok();
-        let topology = match topology {
-            Ok(t) => t,
-            Err(e) => {
-                for r in multipathed {
-                    readings.insert(r.scsiid.clone(), Reading::Unknown(e.clone()));
-                }
-                return readings;
-            }
+        let (topology, daemon_error) = match topology {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e)),
         };
-        // Every map goes to the ledger (one missing from the view is forgotten there), and
-        // so does a LUN in use whose map is not listed right now (a multipathd restart):
-        // with 0 paths, which keeps its mark.
-        let mut view: Vec<(&str, u32)> = topology
-            .maps
-            .iter()
-            .map(|m| (m.wwid.as_str(), PathCounts::of(m).total))
-            .collect();
-        for r in &multipathed {
-            if topology.map(&r.scsiid).is_none() {
-                view.push((r.scsiid.as_str(), 0));
+        let listed = |r: &Record| {
+            topology
+                .as_ref()
+                .is_some_and(|t| t.map(&r.scsiid).is_some())
+        };
+        let boot_listed = boot
+            .as_deref()
+            .is_none_or(|b| topology.as_ref().is_some_and(|t| t.map(b).is_some()));
+        let kernel = if boot_listed && multipathed.iter().all(|r| listed(r)) {
+            None
+        } else {
+            self.counters.kernel_reads += 1;
+            Some(read_kernel(self.config.root.clone()).await)
+        };
+        let in_kernel =
+            |id: &str| -> Option<&KernelStatus> { kernel.as_ref()?.as_ref().ok()?.0.get(id) };
+        if let Some(e) = &daemon_error {
+            match &kernel {
+                Some(Ok((maps, _))) => tracing::warn!(
+                    "{e}; path counts from the kernel's dm status ({} maps)",
+                    maps.len()
+                ),
+                Some(Err(k)) => tracing::warn!("{e}; the kernel's dm status: {k}"),
+                None => {}
             }
         }
-        let maxima: HashMap<String, u32> =
-            match Ledger::new(&self.config.root).record_all(view.iter().copied()) {
-                Ok(maxima) => view
+        let maxima: HashMap<String, u32> = match &topology {
+            // Every map goes to the ledger (one missing from the view is forgotten there),
+            // and so does a LUN in use whose map multipathd does not list right now (a
+            // restart): with the kernel's paths, or 0, which keeps its mark.
+            Some(topology) => {
+                let mut view: Vec<(&str, u32)> = topology
+                    .maps
                     .iter()
-                    .zip(maxima)
-                    .map(|((w, _), m)| (w.to_string(), m))
-                    .collect(),
-                Err(e) => {
+                    .map(|m| (m.wwid.as_str(), PathCounts::of(m).total))
+                    .collect();
+                for r in &multipathed {
+                    if topology.map(&r.scsiid).is_none() {
+                        let total = in_kernel(&r.scsiid).map_or(0, |k| count(k.total_paths()));
+                        view.push((r.scsiid.as_str(), total));
+                    }
+                }
+                match Ledger::new(&self.config.root).record_all(view.iter().copied()) {
+                    Ok(maxima) => view
+                        .iter()
+                        .zip(maxima)
+                        .map(|((w, _), m)| (w.to_string(), m))
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!("{e}");
+                        HashMap::new()
+                    }
+                }
+            }
+            // Without multipathd's view of every map, the ledger is only read.
+            None => Ledger::new(&self.config.root)
+                .read()
+                .map(|m| m.into_iter().collect())
+                .unwrap_or_else(|e| {
                     tracing::warn!("{e}");
                     HashMap::new()
-                }
-            };
+                }),
+        };
         for r in multipathed {
-            let reading = match topology.map(&r.scsiid) {
-                Some(map) => {
-                    let max = maxima
-                        .get(map.wwid.as_str())
-                        .copied()
-                        .unwrap_or(0)
-                        .max(self.saved.published_max(&r.scsiid));
-                    Reading::of_map(map, max)
-                }
+            let max = maxima
+                .get(r.scsiid.as_str())
+                .copied()
+                .unwrap_or(0)
+                .max(self.saved.published_max(&r.scsiid));
+            let from_daemon = topology.as_ref().and_then(|t| t.map(&r.scsiid));
+            let from_kernel = match &kernel {
+                Some(Ok((maps, disks))) => maps.get(&r.scsiid).map(|s| (s, disks)),
+                _ => None,
+            };
+            let reading = match (from_daemon, from_kernel) {
+                (Some(map), _) => Reading::of_map(map, max),
+                (None, Some((status, disks))) => Reading::of_kernel(status, disks, max),
                 // Still being activated: nothing to say yet.
-                None if r.stage == Stage::Attaching => continue,
-                None => Reading::Unknown("multipathd lists no map for it".into()),
+                (None, None) if r.stage == Stage::Attaching => continue,
+                (None, None) => {
+                    let daemon = daemon_error
+                        .clone()
+                        .unwrap_or_else(|| "multipathd lists no map for it".into());
+                    let kernel = match &kernel {
+                        Some(Err(k)) => format!("the kernel's dm status: {k}"),
+                        _ => "the kernel has no such map".into(),
+                    };
+                    Reading::Unknown(format!("{daemon}; {kernel}"))
+                }
             };
             readings.insert(r.scsiid.clone(), reading);
         }
+        self.boot_reading = boot.map(|name| {
+            let from_daemon = topology.as_ref().and_then(|t| t.map(&name));
+            let wwid = from_daemon.map_or(name.as_str(), |m| m.wwid.as_str());
+            let max = maxima
+                .get(wwid)
+                .copied()
+                .unwrap_or(0)
+                .max(self.saved.boot_max());
+            let from_kernel = match &kernel {
+                Some(Ok((maps, disks))) => maps.get(&name).map(|s| (s, disks)),
+                _ => None,
+            };
+            match (from_daemon, from_kernel) {
+                (Some(map), _) => Reading::of_map(map, max),
+                (None, Some((status, disks))) => Reading::of_kernel(status, disks, max),
+                (None, None) => Reading::Unknown(format!("no map {name} is readable")),
+            }
+        });
         readings
+    }
+
+    /// The multipath map dom0 boots from; ours to publish only where stock mpathcount is
+    /// not installed (it keeps `mpath-boot` from every udev kick: two writers of one key
+    /// would overwrite each other, and stock picks the first map listed as the root).
+    fn find_boot_map(&mut self) {
+        let root_map = bootdisk::root_map(&self.config.root);
+        let stock = bootdisk::stock_mpathcount(&self.config.root);
+        if root_map != self.root_map {
+            match (&root_map, stock) {
+                (Some(m), true) => tracing::info!(
+                    "dom0 boots from multipath map {m}; stock mpathcount keeps the host's \
+                     mpath-boot"
+                ),
+                (Some(m), false) => {
+                    tracing::info!(
+                        "dom0 boots from multipath map {m}: keeping the host's mpath-boot"
+                    );
+                    // Read what the host holds at the next pass.
+                    self.need_resync = true;
+                }
+                (None, _) => {}
+            }
+            self.root_map.clone_from(&root_map);
+        }
+        self.boot = root_map.filter(|_| !stock);
     }
 
     /// Resync if due, one pass, then the writes.
@@ -464,6 +610,11 @@ impl Agent {
             self.outbox.remove(settled);
         }
         self.outbox.extend(outcome.changes);
+        let (host_changes, host_settled) = self.saved.host_pass(self.boot_reading.as_ref());
+        for key in &host_settled {
+            self.host_outbox.remove(key);
+        }
+        self.host_outbox.extend(host_changes);
         self.last_pass = Some((ctx.now, started.elapsed()));
         self.statuses = self.statuses(&in_use, &readings);
         if self.reachable || self.retry_at.is_none_or(|t| Instant::now() >= t) {
@@ -475,7 +626,7 @@ impl Agent {
 
     /// Hands pending writes, then messages, to xapi.
     async fn flush(&mut self) {
-        if self.outbox.is_empty() && self.saved.messages.is_empty() {
+        if !self.pending() {
             return;
         }
         let session = match self.link.session().await {
@@ -577,6 +728,59 @@ impl Agent {
             self.unreachable(&e);
             return;
         }
+        if let Some(host) = self.link.host().map(|h| h.host.clone()) {
+            for (key, value) in self.host_outbox.clone() {
+                let absent = !self.saved.host_keys.contains_key(&key);
+                let result = match &value {
+                    Some(v) => {
+                        XapiLink::bounded(
+                            timeout,
+                            publish::set_host_key(&session, &host, &key, v, absent),
+                        )
+                        .await
+                    }
+                    None => {
+                        XapiLink::bounded(
+                            timeout,
+                            xenapi::api::host::remove_from_other_config(&session, &host, &key),
+                        )
+                        .await
+                    }
+                };
+                match result {
+                    Ok(()) => {
+                        self.counters.writes += 1;
+                        match &value {
+                            Some(v) => {
+                                self.saved.host_keys.insert(
+                                    key.clone(),
+                                    pass::Published {
+                                        value: v.clone(),
+                                        at: Some(now_secs()),
+                                    },
+                                );
+                            }
+                            None => {
+                                self.saved.host_keys.remove(&key);
+                            }
+                        }
+                        if self.host_outbox.get(&key) == Some(&value) {
+                            self.host_outbox.remove(&key);
+                        }
+                    }
+                    Err(CallError::Unreachable(e)) => {
+                        self.unreachable(&e);
+                        return;
+                    }
+                    Err(CallError::Failure(f)) => {
+                        self.counters.retries += 1;
+                        tracing::warn!("host {key}: xapi refused the write: {f}");
+                        self.need_resync = true;
+                        self.retry_at = Some(Instant::now() + self.backoff);
+                    }
+                }
+            }
+        }
         while let Some(m) = self.saved.messages.first().cloned() {
             let result = XapiLink::bounded(
                 timeout,
@@ -608,7 +812,7 @@ impl Agent {
     }
 
     fn pending(&self) -> bool {
-        !self.outbox.is_empty() || !self.saved.messages.is_empty()
+        !self.outbox.is_empty() || !self.host_outbox.is_empty() || !self.saved.messages.is_empty()
     }
 
     /// Keeps the state under `run/`, replaced whole, when it changed.
@@ -692,7 +896,7 @@ impl Agent {
             host_uuid: self.link.host_uuid().to_string(),
             last_pass_at: self.last_pass.map(|(at, _)| pass::utc(at)),
             last_pass_ms: self.last_pass.map(|(_, d)| d.as_secs_f64() * 1000.0),
-            pending_writes: self.outbox.len(),
+            pending_writes: self.outbox.len() + self.host_outbox.len(),
             pending_messages: self.saved.messages.len(),
             xapi_reachable: self.reachable,
             multipathd_readable: self.multipathd_ok,

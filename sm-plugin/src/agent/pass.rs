@@ -15,8 +15,9 @@
 
 use super::xapi::PbdView;
 use crate::host::inuse::Record;
-use crate::publish::{MULTIPATHED, mpath_key, scsiid_of_key};
+use crate::publish::{MPATH_BOOT, MULTIPATHED, mpath_key, scsiid_of_key};
 use mpathutil::health::{parse_path_count_value, path_count_value};
+use mpathutil::parse::KernelStatus;
 use mpathutil::{Health, Map, PathCounts, PathVerdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +35,9 @@ pub struct Saved {
     pub messages: Vec<Message>,
     /// This host's PBDs of our SR types at the last read.
     pub pbds: Vec<PbdView>,
+    /// This host's `mpath-boot` and `multipathed`, as xapi holds them (kept only while dom0
+    /// boots from a map and stock mpathcount is not there to keep them).
+    pub host_keys: BTreeMap<String, Published>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,6 +77,9 @@ pub struct Message {
 pub const ALL_PATHS_DOWN: &str = "MULTIPATH_ALL_PATHS_DOWN";
 pub const PATHS_RESTORED: &str = "MULTIPATH_PATHS_RESTORED";
 
+/// SCSI disks by `major:minor`: (device, H:C:T:L).
+pub type Disks = BTreeMap<String, (String, String)>;
+
 /// One LUN as read now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reading {
@@ -99,6 +106,39 @@ impl Reading {
                 )
             })
             .collect();
+        Self::Known {
+            counts,
+            max: max.max(counts.total),
+            paths,
+        }
+    }
+
+    /// From the kernel's status line of the map (multipathd could not answer): a path the
+    /// kernel sends I/O to (`A`) is active, one it failed (`F`) is not. `disks` names the
+    /// paths (`major:minor` → device, H:C:T:L) as multipathd would.
+    pub fn of_kernel(status: &KernelStatus, disks: &Disks, max: u32) -> Self {
+        let paths: Vec<(String, String, PathVerdict)> = status
+            .groups
+            .iter()
+            .flat_map(|g| &g.paths)
+            .map(|p| {
+                let (dev, hcil) = disks
+                    .get(&p.dev_t)
+                    .cloned()
+                    .unwrap_or_else(|| (p.dev_t.clone(), "?".into()));
+                let verdict = if p.active {
+                    PathVerdict::Active
+                } else {
+                    PathVerdict::Failed
+                };
+                (hcil, dev, verdict)
+            })
+            .collect();
+        let n = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let counts = PathCounts {
+            active: n(status.active_paths()),
+            total: n(status.total_paths()),
+        };
         Self::Known {
             counts,
             max: max.max(counts.total),
@@ -404,6 +444,55 @@ impl Saved {
         }
     }
 
+    /// Replaces what we know the host holds with a fresh read.
+    pub fn adopt_host_keys(&mut self, keys: &BTreeMap<String, String>) {
+        let old = std::mem::take(&mut self.host_keys);
+        self.host_keys = keys
+            .iter()
+            .map(|(k, v)| {
+                let at = old.get(k).filter(|p| p.value == *v).and_then(|p| p.at);
+                (
+                    k.clone(),
+                    Published {
+                        value: v.clone(),
+                        at,
+                    },
+                )
+            })
+            .collect();
+    }
+
+    /// The host's keys while dom0 boots from a multipath map: `mpath-boot` = `[active,
+    /// max]` and `multipathed` = `true`, where they differ from what the host holds. An
+    /// unknown reading changes nothing; neither does a root disk that is not multipathed
+    /// (stock mpathcount, where installed, owns these keys and removes them).
+    pub fn host_pass(
+        &self,
+        boot: Option<&Reading>,
+    ) -> (BTreeMap<String, Option<String>>, BTreeSet<String>) {
+        let mut changes = BTreeMap::new();
+        let mut settled = BTreeSet::new();
+        let Some(value) = boot.and_then(Reading::value) else {
+            return (changes, settled);
+        };
+        for (key, wanted) in [(MPATH_BOOT, value.as_str()), (MULTIPATHED, "true")] {
+            if self.host_keys.get(key).map(|p| p.value.as_str()) == Some(wanted) {
+                settled.insert(key.to_string());
+            } else {
+                changes.insert(key.to_string(), Some(wanted.to_string()));
+            }
+        }
+        (changes, settled)
+    }
+
+    /// The `max` of the host's `mpath-boot` as last known.
+    pub fn boot_max(&self) -> u32 {
+        self.host_keys
+            .get(MPATH_BOOT)
+            .and_then(|p| parse_path_count_value(&p.value))
+            .map_or(0, |(_, max)| max)
+    }
+
     /// The highest `max` we published for a LUN on any PBD (a high-water mark survives a
     /// lost ledger).
     pub fn published_max(&self, scsiid: &str) -> u32 {
@@ -572,6 +661,28 @@ mod tests {
         saved.adopt_view(&views);
         let out = run(&mut saved, &views, &[]);
         assert!(out.changes.is_empty(), "{:?}", out.changes);
+    }
+
+    #[test]
+    fn the_boot_disk_keys_follow_a_known_reading_only() {
+        let mut saved = Saved::default();
+        let (changes, _) = saved.host_pass(Some(&known(2, 2, 2)));
+        assert_eq!(changes.get(MPATH_BOOT), Some(&Some("[2, 2]".to_string())));
+        assert_eq!(changes.get(MULTIPATHED), Some(&Some("true".to_string())));
+        saved.adopt_host_keys(
+            &[(MPATH_BOOT, "[2, 2]"), (MULTIPATHED, "true")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let (changes, settled) = saved.host_pass(Some(&known(2, 2, 2)));
+        assert!(changes.is_empty() && settled.len() == 2);
+        let (changes, _) = saved.host_pass(Some(&known(1, 2, 2)));
+        assert_eq!(changes.len(), 1);
+        let (changes, _) = saved.host_pass(Some(&Reading::Unknown("down".into())));
+        assert!(changes.is_empty());
+        assert!(saved.host_pass(None).0.is_empty());
+        assert_eq!(saved.boot_max(), 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! is the session's), a deadline on every call, and what this host's PBDs of our SR types
 //! hold, read in two calls.
 
-use crate::publish::{MPATH_PREFIX, MULTIPATHED};
+use crate::publish::{MPATH_BOOT, MPATH_PREFIX, MULTIPATHED};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -144,6 +144,18 @@ impl XapiLink {
         };
         self.host = Some(view.clone());
         Ok(view)
+    }
+
+    /// This host's `mpath-boot` and `multipathed`, as xapi has them now.
+    pub async fn host_keys(&mut self) -> Result<BTreeMap<String, String>, CallError> {
+        let host = self.host_view().await?;
+        let session = self.session().await?;
+        let config =
+            Self::bounded(self.timeout, host::get_other_config(&session, &host.host)).await?;
+        Ok(config
+            .into_iter()
+            .filter(|(k, _)| k == MPATH_BOOT || k == MULTIPATHED)
+            .collect())
     }
 
     /// This host's PBDs of our SR types, with our keys as xapi has them now.

@@ -21,14 +21,16 @@
 
 use crate::drivers::claims::{self, NotOurs, OtherSrs};
 use crate::drivers::luns::{self, Lun, xml_escape};
-use crate::drivers::xapi::LunVdi;
-use crate::drivers::{Ctx, SrType, hba, iscsi};
+use crate::drivers::xapi::{LunVdi, Xapi};
+use crate::drivers::{Ctx, SrType, hba, iscsi, vdi};
 use crate::errors::{Code, SrError};
 use crate::host::attached::{self, Attached};
-use crate::host::inuse::Stage;
+use crate::host::inuse::{Registry, Stage};
 use crate::host::srref;
+use crate::host::wwids::WwidsFile;
 use crate::multipath::counts::{self, PbdKeys};
 use crate::multipath::setting::Setting;
+use crate::publish::{self, Blocking};
 use dxr::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use xenapi::Ref;
@@ -66,7 +68,13 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let plugged = plug(ctx, &sr_uuid, setting)?;
     repair(ctx, &sr_uuid);
     if ctx.call.session_ref.is_some() {
-        publish_plug(ctx, &plugged)?;
+        if plugged.multipath() {
+            release_leftovers(ctx, &plugged);
+        }
+        // The agent, where it runs, is the one writer of the counts; the plug's own keys
+        // (`multipathed`, `iscsi_sessions`, `multipathable`) are ours either way.
+        let agent = vdi::agent_kicked(ctx, &format!("SR {sr_uuid}"));
+        publish_plug(ctx, &plugged, agent)?;
         if ctx.is_master()
             && let Err(e) = sync_vdis(ctx, &plugged)
         {
@@ -113,12 +121,61 @@ fn repair(ctx: &Ctx<'_>, sr_uuid: &str) {
     }
 }
 
-/// The PBD and SR keys of a plug.
-fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
+/// After a crash a WWID stays listed in the wwids file, so multipathd may have built its map
+/// at boot (or builds it on the next path event) for a LUN nobody uses: the LUNs of this SR
+/// listed there but not in use on this host are released as `vdi_detach` releases them.
+/// Only this SR's LUNs (those no other SR of the pool uses, not held open by dom0), each
+/// under its lock and only while still not in use; a map that is open is left as it is.
+fn release_leftovers(ctx: &Ctx<'_>, plugged: &Attached) {
+    let wwids = WwidsFile::new(&ctx.root);
+    let listed: Vec<Lun> = luns_of(ctx, plugged)
+        .into_iter()
+        .filter(|l| wwids.contains(&l.scsiid).unwrap_or(false))
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    let others = match OtherSrs::read(ctx) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("not releasing leftover multipath listings: {e}");
+            return;
+        }
+    };
+    let registry = Registry::new(&ctx.root);
+    let (ours, _) = claims::screen(ctx, listed, Some(&others));
+    for lun in ours {
+        let id = &lun.scsiid;
+        let held = match ctx.activator.lock(id) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("LUN {id}: listed in the wwids file but not in use: {e}");
+                continue;
+            }
+        };
+        // Re-read under the lock: an attach may have taken it meanwhile.
+        if !matches!(registry.get(id), Ok(None)) {
+            continue;
+        }
+        tracing::info!(
+            "LUN {id} is listed in the wwids file but not in use on this host (left by a \
+             crash): releasing it"
+        );
+        if let Err(e) = ctx.activator.release(&held, id) {
+            tracing::warn!("LUN {id}: leftover listing kept: {e}");
+        }
+    }
+}
+
+/// The PBD and SR keys of a plug. `agent`: the path agent runs and keeps the `mpath-*`
+/// keys, so leave them to it.
+fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached, agent: bool) -> Result<(), SrError> {
     let xapi = ctx.xapi()?;
     let sr_ref = ctx.sr_ref()?;
     if let Some(mut keys) = PbdKeys::find(xapi, ctx.host_ref()?, sr_ref)? {
-        if plugged.multipath() {
+        if plugged.multipath() && agent {
+            keys.put(counts::MULTIPATHED, "true")?;
+        } else if plugged.multipath() {
             keys.put(counts::MULTIPATHED, "true")?;
             let backed: BTreeSet<String> = ctx
                 .activator
@@ -147,8 +204,10 @@ fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
         }
     }
     let sm_config = xapi.sr_sm_config(sr_ref)?;
-    if sm_config.get(counts::MULTIPATHABLE).map(String::as_str) != Some("true") {
-        xapi.put_sr_sm_config(sr_ref, counts::MULTIPATHABLE, "true")?;
+    for key in [counts::MULTIPATHABLE, publish::LUN_PER_VDI] {
+        if sm_config.get(key).map(String::as_str) != Some("true") {
+            xapi.put_sr_sm_config(sr_ref, key, "true")?;
+        }
     }
     Ok(())
 }
@@ -299,8 +358,11 @@ pub fn create(ctx: &Ctx<'_>) -> Result<(), SrError> {
         }
     }
     // Check the storage answers before the SR exists; xapi plugs every PBD next.
-    let mut sm_config: Vec<(&str, String)> =
-        vec![("disktype", "Raw".into()), ("multipathable", "true".into())];
+    let mut sm_config: Vec<(&str, String)> = vec![
+        ("disktype", "Raw".into()),
+        (counts::MULTIPATHABLE, "true".into()),
+        (publish::LUN_PER_VDI, "true".into()),
+    ];
     match ctx.sr_type {
         SrType::Iscsi => {
             let config = iscsi::Config::read(ctx)?;
@@ -339,11 +401,18 @@ pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
     if ctx.call.session_ref.is_none() {
         return Ok(());
     }
+    let agent = vdi::agent_kicked(ctx, &format!("SR {}", plugged.sr_uuid));
     let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? else {
         return Ok(());
     };
     let mut current = BTreeSet::new();
-    if plugged.multipath() {
+    if agent {
+        // The agent reads and publishes every count of this host now; the plug's keys
+        // stay ours.
+        if plugged.multipath() {
+            keys.put(counts::MULTIPATHED, "true")?;
+        }
+    } else if plugged.multipath() {
         for record in ctx.activator.in_use_by(&plugged.sr_uuid) {
             if !record.multipath || record.stage != Stage::Attached {
                 continue;
@@ -357,7 +426,7 @@ pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
         keys.put(counts::MULTIPATHED, "true")?;
     }
     for key in keys.mpath_keys() {
-        if !current.contains(&key) {
+        if !agent && !current.contains(&key) {
             keys.remove(&key)?;
         }
     }
@@ -475,7 +544,51 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
             xapi.forget_vdi(&Ref::new(&vdi.vdi_ref))?;
         }
     }
+    lun_vdi_keys(ctx)
+}
+
+/// Brings the SR's `sm_config` `scsi-<SCSIid>` keys in step with its claimed VDIs (see
+/// [`publish`]): one per managed VDI, naming its uuid; none for a LUN only listed (unclaimed,
+/// so another SR may still claim it) or for a VDI forgotten.
+pub fn lun_vdi_keys(ctx: &Ctx<'_>) -> Result<(), SrError> {
+    let xapi = ctx.xapi()?;
+    let sr_ref = ctx.sr_ref()?;
+    let wanted: BTreeMap<String, String> = xapi
+        .lun_vdis(sr_ref)?
+        .into_iter()
+        .filter(|v| v.managed && !v.location.is_empty())
+        .map(|v| (publish::lun_vdi_key(&v.location), v.uuid))
+        .collect();
+    let sm_config = xapi.sr_sm_config(sr_ref)?;
+    for (key, value) in &sm_config {
+        if key.starts_with(publish::LUN_VDI_PREFIX) && !wanted.contains_key(key) {
+            tracing::info!("SR sm-config: dropping {key} (no claimed VDI of that LUN)");
+            remove_sm_config(xapi, sr_ref, key)?;
+        } else if let Some(w) = wanted.get(key).filter(|w| *w != value) {
+            tracing::info!("SR sm-config: {key} names VDI {w}, not {value}");
+            xapi.put_sr_sm_config(sr_ref, key, w)?;
+        }
+    }
+    for (key, uuid) in wanted {
+        if !sm_config.contains_key(&key) {
+            xapi.put_sr_sm_config(sr_ref, &key, &uuid)?;
+        }
+    }
     Ok(())
+}
+
+fn remove_sm_config(xapi: &Xapi, sr: &str, key: &str) -> Result<(), SrError> {
+    xapi.block(xenapi::api::sr::remove_from_sm_config(
+        xapi.session(),
+        &Ref::new(sr),
+        key,
+    ))
+    .map_err(|e| {
+        SrError::with(
+            Code::APIFailure,
+            format!("SR.remove_from_sm_config {key}: {e}"),
+        )
+    })
 }
 
 /// The VDI record of a LUN: `managed` when claimed by the administrator, else only listed.

@@ -113,7 +113,7 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_ours(ctx, &plugged, &scsiid)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
-    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &scsiid) {
+    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}")) {
         // The device is attached; a count xapi did not take must not fail the VM's start
         // (the agent publishes it again).
         if let Err(e) = publish(ctx, &scsiid, active.multipath) {
@@ -124,15 +124,16 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
 }
 
 /// Where the path agent runs, it is the one writer of the counts: tell it to look now.
-/// `false` (publish ourselves) when it does not answer within its short deadline.
-fn agent_kicked(ctx: &Ctx<'_>, scsiid: &str) -> bool {
+/// `false` (publish ourselves) when it does not answer within its short deadline. `what`
+/// names what the counts are of, for the log ("LUN <SCSIid>", "SR <uuid>").
+pub(crate) fn agent_kicked(ctx: &Ctx<'_>, what: &str) -> bool {
     match crate::agent::client::kick(&ctx.root) {
         Ok(()) => {
-            tracing::info!("LUN {scsiid}: the path agent publishes its count");
+            tracing::info!("{what}: the path agent publishes its count");
             true
         }
         Err(e) => {
-            tracing::debug!("LUN {scsiid}: {e}; publishing the count ourselves");
+            tracing::debug!("{what}: {e}; publishing the count ourselves");
             false
         }
     }
@@ -159,7 +160,7 @@ pub fn detach(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let scsiid = scsiid(ctx)?;
     let held = ctx.activator.lock(&scsiid)?;
     ctx.activator.release(&held, &scsiid)?;
-    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &scsiid) {
+    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}")) {
         let unpublish = || -> Result<(), SrError> {
             if let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? {
                 keys.remove(&counts::mpath_key(&scsiid))?;
@@ -234,8 +235,23 @@ pub fn introduce(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     ]))
 }
 
-/// Makes a LUN's VDI managed (introducing it if the scans have not); its uuid.
+/// Makes a LUN's VDI managed (introducing it if the scans have not), and names it in the
+/// SR's `sm_config:scsi-<SCSIid>` (XenCenter's LUN-per-VDI view); its uuid.
 fn claim(
+    ctx: &Ctx<'_>,
+    vdis: &[LunVdi],
+    scsiid: &str,
+    seen: Option<&luns::Lun>,
+) -> Result<String, SrError> {
+    let uuid = make_managed(ctx, vdis, scsiid, seen)?;
+    if let Err(e) = sr::lun_vdi_keys(ctx) {
+        // The claim stands; the next scan writes the key.
+        tracing::warn!("LUN {scsiid} claimed as VDI {uuid}, but the SR's sm-config was not: {e}");
+    }
+    Ok(uuid)
+}
+
+fn make_managed(
     ctx: &Ctx<'_>,
     vdis: &[LunVdi],
     scsiid: &str,

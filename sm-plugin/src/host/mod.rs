@@ -4,8 +4,10 @@
 //! code at a simulated host.
 
 pub mod attached;
+pub mod bootdisk;
 pub mod command;
 pub mod devfs;
+pub mod dmstatus;
 pub mod initiator;
 pub mod inuse;
 pub mod iscsiadm;

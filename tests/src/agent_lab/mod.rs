@@ -1,5 +1,6 @@
 //! The path agent on a lab host: `sm-mpath-agent` started as its service would be (with
-//! the host's `SM_RS_ROOT`, `MULTIPATH_SOCKET_NAME`, and `SM_RS_XAPI` pointing at a
+//! the host's `SM_RS_ROOT`, `MULTIPATH_SOCKET_NAME`, the stand-ins first in `PATH`, and
+//! `SM_RS_XAPI` pointing at a
 //! [`tap::XapiTap`] in front of the xapi simulator), uevents delivered as the kernel would
 //! ([`uevents`]), its local API called as root.
 
@@ -65,6 +66,14 @@ impl AgentProc {
                 host.sim.socket_name().to_string(),
             ),
             ("SM_RS_XAPI".to_string(), tap.address()),
+            // systemd's `PATH`, with the host's stand-ins (`dmsetup`) first.
+            (
+                "PATH".to_string(),
+                format!(
+                    "{}:/usr/sbin:/usr/bin:/sbin:/bin",
+                    lab.dir.join("bin").display()
+                ),
+            ),
         ];
         let mut agent = Self {
             child: None,

@@ -1,7 +1,7 @@
 //! Uevents as the kernel sends them, for a simulated host: a change to the fabric is
 //! applied, the kernel's view before and after is compared (disks present; each map's
-//! paths and whether dm-multipath has failed them, read from the simulated multipathd over
-//! its socket), and the datagrams the kernel would multicast are sent to the agent's relay
+//! paths and whether dm-multipath has failed them, from the simulated host's tables, which
+//! stay while multipathd is down), and the datagrams the kernel would multicast are sent to the agent's relay
 //! socket, in the kernel's wire format (`ACTION@DEVPATH\0KEY=VALUE\0…`):
 //!
 //! - `remove` / `add` of `sdX` (`SUBSYSTEM=block`, `DEVTYPE=disk`, `MAJOR`, `MINOR`);
@@ -28,36 +28,37 @@ pub struct KernelView {
 }
 
 impl KernelView {
+    /// Read from the kernel's side of the simulated host (the disks, and the tables of the
+    /// maps with each path's dm state), not from multipathd: the kernel sends its uevents
+    /// whether multipathd runs or not.
     pub fn read(sim: &HostSim) -> Self {
-        let disks = sim.with(|w| {
-            w.fabric
+        sim.with(|w| {
+            let (fabric, daemon) = (&w.fabric, &w.daemon);
+            let disks = fabric
                 .devices()
                 .iter()
                 .filter(|d| d.present)
                 .map(|d| (d.name.clone(), (d.dev_t.0, d.dev_t.1, d.hcil.to_string())))
-                .collect()
-        });
-        let config = mpathutil::Config::for_socket(sim.socket_name());
-        let topology = mpathutil::Multipathd::connect(&config)
-            .and_then(|mut d| d.snapshot())
-            .unwrap_or_default();
-        let maps = topology
-            .maps
-            .iter()
-            .filter_map(|m| {
-                let dm = m.sysfs.as_deref()?.to_string();
-                let paths = m
-                    .paths()
-                    .filter_map(|p| {
-                        let failed =
-                            matches!(p.dm_state, Some(mpathutil::model::PathDmState::Failed));
-                        Some((p.dev_t.as_deref()?.to_string(), failed))
-                    })
-                    .collect();
-                Some((m.wwid.to_string(), (dm, paths)))
-            })
-            .collect();
-        Self { disks, maps }
+                .collect();
+            let maps = daemon
+                .maps
+                .iter()
+                .map(|m| {
+                    let paths = m
+                        .layout
+                        .iter()
+                        .flatten()
+                        .map(|id| {
+                            let (major, minor) = fabric.device(*id).dev_t;
+                            let (_, failed, _) = daemon.path_view(fabric, *id);
+                            (format!("{major}:{minor}"), failed)
+                        })
+                        .collect();
+                    (m.wwid.clone(), (format!("dm-{}", m.minor), paths))
+                })
+                .collect();
+            Self { disks, maps }
+        })
     }
 }
 

@@ -170,11 +170,74 @@ impl Kernel {
         match request.program.as_str() {
             "iscsiadm" => self.iscsiadm(&request.args),
             "udevadm" => self.udevadm(&request.args),
+            "dmsetup" => self.dmsetup(&request.args),
             "systemctl" => {
                 lock(&self.iscsi).systemctl.push(request.args.join(" "));
                 Reply::ok("")
             }
             other => Reply::fail(127, format!("{other}: not simulated\n")),
+        }
+    }
+
+    /// `dmsetup status [--target multipath]`: the kernel's status line of every multipath
+    /// table, as `drivers/md/dm-mpath.c` prints it (`STATUSTYPE_INFO`). The tables are the
+    /// daemon's maps: the kernel keeps them, and their path states, while multipathd is
+    /// down or not answering.
+    fn dmsetup(&self, args: &[String]) -> Reply {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if !matches!(
+            args.as_slice(),
+            ["status"] | ["status", "--target", "multipath"]
+        ) {
+            return Reply::fail(
+                1,
+                "dmsetup: only `status [--target multipath]` is simulated\n",
+            );
+        }
+        let lines = self.mpd.with(|w| {
+            let (fabric, daemon) = (&w.fabric, &w.daemon);
+            daemon
+                .maps
+                .iter()
+                .map(|map| {
+                    // Per-path info arguments of the path selector (dm-round-robin: none,
+                    // dm-queue-length: the queue length, dm-service-time: in-flight size and
+                    // relative throughput).
+                    let (info_args, info) = match map.policy.selector.split(' ').next() {
+                        Some("service-time") => (2, " 0 1"),
+                        Some("queue-length") => (1, " 0"),
+                        _ => (0, ""),
+                    };
+                    let mut line = format!(
+                        "{}: 0 {} multipath 2 0 0 0 {} {}",
+                        map.alias,
+                        map.size_bytes / 512,
+                        map.layout.len(),
+                        if map.layout.is_empty() {
+                            0
+                        } else {
+                            map.current + 1
+                        }
+                    );
+                    for (i, group) in map.layout.iter().enumerate() {
+                        let state = if i == map.current { 'A' } else { 'E' };
+                        line.push_str(&format!(" {state} 0 {} {info_args}", group.len()));
+                        for id in group {
+                            let (_, failed, _) = daemon.path_view(fabric, *id);
+                            let (major, minor) = fabric.device(*id).dev_t;
+                            let (state, fails) = if failed { ('F', 1) } else { ('A', 0) };
+                            line.push_str(&format!(" {major}:{minor} {state} {fails}{info}"));
+                        }
+                    }
+                    line.push('\n');
+                    line
+                })
+                .collect::<String>()
+        });
+        if lines.is_empty() {
+            Reply::ok("No devices found\n")
+        } else {
+            Reply::ok(&lines)
         }
     }
 

@@ -1,4 +1,4 @@
-//! The stand-in programs: `iscsiadm`, `udevadm`, `systemctl` on a simulated host. Each is a
+//! The stand-in programs: `iscsiadm`, `udevadm`, `systemctl`, `dmsetup` on a simulated host. Each is a
 //! name (a link) for one executable that sends its argv to the simulated host found under
 //! `$SM_RS_ROOT` and prints what the host answers, exiting with its status. Put their
 //! directory first in `PATH`, as xapi's `PATH` would find the real ones.
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub const SOCKET: &str = ".host-sim.sock";
 
 /// The programs a simulated host answers.
-pub const PROGRAMS: [&str; 3] = ["iscsiadm", "udevadm", "systemctl"];
+pub const PROGRAMS: [&str; 4] = ["iscsiadm", "udevadm", "systemctl", "dmsetup"];
 
 /// Whether argv[0] names a stand-in.
 pub fn is_standin(argv0: &str) -> bool {

@@ -458,6 +458,50 @@ impl XapiSim {
         storage::vdi_detach(self, host, vdi).await
     }
 
+    /// `VM.start_on` as far as storage goes: each of the VM's VBDs is plugged (the driver's
+    /// `vdi_attach` and `vdi_activate` on the host, for the VM's VBD rather than dom0's),
+    /// then the VM runs there.
+    pub async fn start_vm(&self, vm: &str, host: &str) -> Result<(), Failure> {
+        let vbds: Vec<(String, String, bool)> = {
+            let db = self.db();
+            if !db.vms.contains_key(vm) {
+                return Err(Failure::new("HANDLE_INVALID", ["VM", vm]));
+            }
+            db.vbds
+                .iter()
+                .filter(|(_, b)| b.vm == vm)
+                .map(|(r, b)| (r.clone(), b.vdi.clone(), b.mode != "RO"))
+                .collect()
+        };
+        for (vbd, vdi, writable) in vbds {
+            storage::vdi_attach(self, host, &vdi, writable).await?;
+            self.modify(|db| {
+                let dom0 = db.control_domain(host).map(str::to_owned);
+                let dom0_vbd = db
+                    .vbds
+                    .iter()
+                    .find(|(_, b)| Some(&b.vm) == dom0.as_ref() && b.vdi == vdi)
+                    .map(|(r, _)| r.clone());
+                if let Some(r) = dom0_vbd {
+                    db.vbds.remove(&r);
+                    db.deleted(Class::Vbd, &r);
+                }
+                if let Some(b) = db.vbds.get_mut(&vbd) {
+                    b.currently_attached = true;
+                }
+                db.touch(Class::Vbd, &vbd);
+            });
+        }
+        self.modify(|db| {
+            if let Some(row) = db.vms.get_mut(vm) {
+                row.power_state = "Running".into();
+                row.resident_on = host.to_owned();
+            }
+            db.touch(Class::Vm, vm);
+        });
+        Ok(())
+    }
+
     /// Serves XenAPI on a unix socket, pre-authenticated as root like `/var/lib/xcp/xapi`.
     /// The first such socket is the `{xapi}` drivers are pointed at.
     pub async fn listen_unix(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
