@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -221,6 +222,156 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// `mpathutil agent`: the agent's health, then every LUN in use, for a person.
+pub fn describe(health: &Health, status: &Status) -> String {
+    let mut out = String::new();
+    let c = &health.counters;
+    let yes_no = |ok: bool, yes: &str, no: &str| if ok { yes } else { no }.to_string();
+    let _ = writeln!(
+        out,
+        "sm-mpath-agent on host {}: running for {}",
+        or_unknown(&health.host_uuid),
+        human_duration(health.uptime_s)
+    );
+    let rows = [
+        (
+            "xapi",
+            yes_no(
+                health.xapi_reachable,
+                "reachable",
+                "UNREACHABLE (writes are kept and retried)",
+            ),
+        ),
+        (
+            "multipathd",
+            yes_no(
+                health.multipathd_readable,
+                "readable",
+                "UNREADABLE (counts are not published while unknown)",
+            ),
+        ),
+        (
+            "last pass",
+            match (&health.last_pass_at, health.last_pass_ms) {
+                (Some(at), Some(ms)) => format!("{at}, took {ms:.1} ms"),
+                (Some(at), None) => at.clone(),
+                _ => "none yet".to_string(),
+            },
+        ),
+        (
+            "pending",
+            format!(
+                "{} writes, {} messages (for xapi)",
+                health.pending_writes, health.pending_messages
+            ),
+        ),
+        (
+            "counters",
+            format!(
+                "{} uevents, {} kicks, {} passes, {} writes, {} retries, {} path flaps, \
+                 {} messages, {} resyncs",
+                c.events, c.kicks, c.passes, c.writes, c.retries, c.flaps, c.messages, c.resyncs
+            ),
+        ),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(out, "  {:<11} {value}", format!("{name}:"));
+    }
+    out.push('\n');
+    if status.luns.is_empty() {
+        out.push_str("No LUN is in use through a multipath map on this host.\n");
+        return out;
+    }
+    let table: Vec<[String; 5]> = status
+        .luns
+        .iter()
+        .map(|l| {
+            let counts = match (l.active, l.max) {
+                (Some(a), Some(m)) => crate::health::path_count_value(a, m),
+                _ => "?".to_string(),
+            };
+            let published = match &l.pending {
+                Some(Some(v)) => format!(
+                    "{} (xapi has not taken {v} yet)",
+                    l.published.as_deref().unwrap_or("-")
+                ),
+                Some(None) => format!(
+                    "{} (its removal waits for xapi)",
+                    l.published.as_deref().unwrap_or("-")
+                ),
+                None => match (&l.published, &l.published_at) {
+                    (Some(v), Some(at)) => format!("{v} since {at}"),
+                    (Some(v), None) => v.clone(),
+                    (None, _) => "-".to_string(),
+                },
+            };
+            [
+                l.scsiid.clone(),
+                l.sr_uuid.clone(),
+                counts,
+                l.health.clone(),
+                published,
+            ]
+        })
+        .collect();
+    let header = ["LUN (SCSIid)", "SR", "paths", "health", "on the PBD"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |out: &mut String, row: [&str; 5]| {
+        let _ = writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+    };
+    line(&mut out, header);
+    for (lun, row) in status.luns.iter().zip(&table) {
+        line(&mut out, [&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        if let Some(since) = &lun.all_paths_down_since {
+            let _ = writeln!(out, "    ALL PATHS DOWN since {since}");
+        }
+        if let Some(why) = &lun.unknown_because {
+            let _ = writeln!(out, "    count unknown: {why}");
+        }
+        for p in &lun.paths {
+            let _ = writeln!(out, "    {:<12} {:<8} {}", p.hcil, p.dev, p.state);
+        }
+    }
+    out
+}
+
+fn or_unknown(text: &str) -> &str {
+    if text.is_empty() { "?" } else { text }
+}
+
+/// `2h 03m 04s`, `5m 10s`, `42s`.
+fn human_duration(secs: f64) -> String {
+    let secs = secs.max(0.0) as u64;
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m {s:02}s"),
+        _ => format!("{d}d {h}h {m:02}m"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +401,52 @@ mod tests {
                 .unwrap();
         assert!((health.uptime_s - 3.5).abs() < f64::EPSILON);
         assert_eq!(health.counters, Counters::default());
+    }
+
+    #[test]
+    fn people_read_the_health_and_every_lun() {
+        let health = Health {
+            uptime_s: 3725.0,
+            host_uuid: "host-1".into(),
+            last_pass_at: Some("2026-12-06T02:50:01Z".into()),
+            last_pass_ms: Some(3.25),
+            xapi_reachable: false,
+            multipathd_readable: true,
+            ..Health::default()
+        };
+        let status = Status {
+            luns: vec![LunStatus {
+                scsiid: "3600a".into(),
+                sr_uuid: "sr-1".into(),
+                health: "down".into(),
+                active: Some(0),
+                max: Some(2),
+                published: Some("[2, 2]".into()),
+                pending: Some(Some("[0, 2]".into())),
+                all_paths_down_since: Some("2026-12-06T02:50:00Z".into()),
+                paths: vec![PathStatus {
+                    hcil: "7:0:0:1".into(),
+                    dev: "sdb".into(),
+                    state: "failed".into(),
+                }],
+                ..LunStatus::default()
+            }],
+        };
+        let text = describe(&health, &status);
+        for needed in [
+            "host host-1: running for 1h 02m 05s",
+            "UNREACHABLE",
+            "took 3.2 ms",
+            "3600a",
+            "[0, 2]",
+            "[2, 2] (xapi has not taken [0, 2] yet)",
+            "ALL PATHS DOWN since 2026-12-06T02:50:00Z",
+            "7:0:0:1      sdb      failed",
+        ] {
+            assert!(text.contains(needed), "{needed:?} in\n{text}");
+        }
+        let none = describe(&health, &Status::default());
+        assert!(none.contains("No LUN is in use"), "{none}");
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub struct Writer {
     version: &'static str,
     luns: BTreeMap<String, LunMemory>,
     /// What we last said about the file, so a persistent problem is logged once.
-    last_problem: Option<String>,
+    last_problem: Option<Problem>,
 }
 
 impl Writer {
@@ -78,13 +78,12 @@ impl Writer {
             return;
         };
         let text = self.render(&health, &luns, SystemTime::now());
-        let problem = match write_atomically(&file, text.as_bytes()) {
-            Ok(()) => None,
-            Err(e) => Some(e),
-        };
+        let problem = write_atomically(&file, text.as_bytes()).err();
         if problem != self.last_problem {
             match &problem {
-                Some(why) => tracing::warn!("metrics not written: {why}"),
+                // A host without a textfile collector: said once, not a fault.
+                Some(Problem::NoDirectory(why)) => tracing::info!("metrics not written: {why}"),
+                Some(Problem::Failed(why)) => tracing::warn!("metrics not written: {why}"),
                 None => tracing::info!("metrics written to {}", file.display()),
             }
             self.last_problem = problem;
@@ -381,22 +380,29 @@ impl Exposition {
     }
 }
 
+/// Why the file was not written.
+#[derive(Debug, PartialEq, Eq)]
+enum Problem {
+    NoDirectory(String),
+    Failed(String),
+}
+
 /// Replaces `file` whole: a temporary file beside it, then a rename. Nothing is written
 /// while the directory does not exist.
-fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), Problem> {
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        return Err(format!(
+        return Err(Problem::NoDirectory(format!(
             "{} does not exist (no textfile collector on this host?)",
             dir.display()
-        ));
+        )));
     }
     let name = file
         .file_name()
-        .ok_or_else(|| format!("{}: not a file name", file.display()))?;
+        .ok_or_else(|| Problem::Failed(format!("{}: not a file name", file.display())))?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
     temp_name.push(".tmp");
@@ -408,7 +414,7 @@ fn write_atomically(file: &Path, bytes: &[u8]) -> Result<(), String> {
     });
     written.map_err(|e| {
         let _ = std::fs::remove_file(&temp);
-        format!("{}: {e}", file.display())
+        Problem::Failed(format!("{}: {e}", file.display()))
     })
 }
 

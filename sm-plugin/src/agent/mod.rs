@@ -417,10 +417,11 @@ impl Agent {
         }
         self.outbox.extend(outcome.changes);
         self.last_pass = Some((ctx.now, started.elapsed()));
-        self.statuses = self.statuses(&in_use, &readings);
         if self.reachable || self.retry_at.is_none_or(|t| Instant::now() >= t) {
             self.flush().await;
         }
+        // After the writes: what the PBDs hold now, and what still waits.
+        self.statuses = self.statuses(&in_use, &readings);
         self.save();
         self.report();
     }
