@@ -134,10 +134,27 @@ impl CallError {
 
 /// `method` (no params) on the agent listening on `socket`, under a deadline; its `result`.
 ///
-/// Synchronous for the driver and `mpathutil`: it runs its own single-threaded runtime, so
-/// it must not be called from inside one (use [`call_async`] there). An agent that is not
-/// there fails at once (no socket file, or nobody listening on it).
+/// Synchronous for the driver and `mpathutil`: it runs its own single-threaded runtime (on
+/// a thread of its own when the caller is already inside one, where a second runtime may
+/// not block). An agent that is not there fails at once (no socket file, or nobody
+/// listening on it).
 pub fn call(
+    socket: &Path,
+    method: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, CallError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return std::thread::scope(|scope| {
+            scope
+                .spawn(|| call_on_own_runtime(socket, method, timeout))
+                .join()
+                .unwrap_or_else(|_| Err(CallError::Io("the call's thread failed".into())))
+        });
+    }
+    call_on_own_runtime(socket, method, timeout)
+}
+
+fn call_on_own_runtime(
     socket: &Path,
     method: &str,
     timeout: Duration,
@@ -447,6 +464,19 @@ mod tests {
         }
         let none = describe(&health, &Status::default());
         assert!(none.contains("No LUN is in use"), "{none}");
+    }
+
+    #[test]
+    fn a_caller_inside_a_runtime_is_answered_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(async { call(&socket, "kick", Duration::from_secs(5)) })
+            .unwrap_err();
+        assert!(err.is_not_running(), "{err}");
     }
 
     #[test]
