@@ -47,6 +47,8 @@ pub struct Counters {
     pub messages: u64,
     /// Full reads of this host's PBDs.
     pub resyncs: u64,
+    /// Reads of the kernel's dm status (multipathd could not answer for a LUN in use).
+    pub kernel_reads: u64,
 }
 
 /// `health`.
@@ -286,8 +288,16 @@ pub fn describe(health: &Health, status: &Status) -> String {
             "counters",
             format!(
                 "{} uevents, {} kicks, {} passes, {} writes, {} retries, {} path flaps, \
-                 {} messages, {} resyncs",
-                c.events, c.kicks, c.passes, c.writes, c.retries, c.flaps, c.messages, c.resyncs
+                 {} messages, {} resyncs, {} kernel status reads",
+                c.events,
+                c.kicks,
+                c.passes,
+                c.writes,
+                c.retries,
+                c.flaps,
+                c.messages,
+                c.resyncs,
+                c.kernel_reads
             ),
         ),
     ];

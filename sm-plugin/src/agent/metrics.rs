@@ -214,6 +214,12 @@ impl Writer {
                 c.resyncs,
             ),
             (
+                "sm_rs_agent_kernel_status_reads_total",
+                "Reads of the kernel's dm status, where multipathd could not answer for a LUN \
+                 in use.",
+                c.kernel_reads,
+            ),
+            (
                 "sm_rs_agent_path_flaps_total",
                 "Paths of any LUN in use that went from working to failed or removed.",
                 c.flaps,
