@@ -10,7 +10,9 @@
 //! Per LUN in use (`scsi_id`, `sr`): paths active, present and the most it has had, its
 //! health, whether a write is waiting for xapi; per path (`path` = H:C:T:L, `device`) its
 //! state; per LUN since the agent started: flaps (a working path failed or removed) and
-//! failovers (a path carrying I/O failed while another still worked). For the agent: when
+//! failovers (a path in state active failed while another still worked; from the path
+//! states, not from multipathd's path-group switches, which `status` does not carry). For
+//! the agent: when
 //! the last pass ended and how long it took (its age is `time() - …_timestamp_seconds`),
 //! pending writes and messages, whether xapi and multipathd answer, and its counters.
 //!
@@ -325,8 +327,9 @@ impl Writer {
             ),
             (
                 "sm_rs_lun_failovers_total",
-                "Times a path carrying the LUN's I/O (active) failed while another path still \
-                 worked, since the agent started.",
+                "Times a path in state active failed or went while another path still worked \
+                 (I/O on it moved to the others), since the agent started. Counted from the \
+                 path states: an ALUA standby path its checker calls ready counts too.",
                 |m: &LunMemory| m.failovers,
             ),
         ] {
