@@ -2,11 +2,13 @@
 //!
 //! `list` and `status` print exactly what the stock tool prints (`sm-facts.md` §4.4): the map
 //! names one per line, and the echoed `show topology` command followed by multipathd's
-//! topology text. Everything else is ours. Exit codes: 0 ok, 1 error, 2 usage.
+//! topology text. Everything else is ours. Exit codes: 0 ok, 1 error, 2 usage, and for
+//! `agent` 3 when the path agent is not running (as an LSB `status` says "not running").
 //!
 //! The binary's `main` only builds a [`Context`] from the environment and calls [`run`];
 //! tests and the demo call [`run`] with their own context and writers.
 
+use crate::agent;
 use crate::client::{self, Error, Multipathd};
 use crate::highwater::Ledger;
 use crate::model::Topology;
@@ -54,7 +56,22 @@ enum Command {
     /// One line per path, like AIX lspath: state (active, standby, pending, failed), map,
     /// H:C:T:L, device, checker state, priority, path group.
     Paths,
+    /// What the path agent (sm-mpath-agent) sees and publishes: its health (xapi and
+    /// multipathd reachable, the last pass, pending writes, counters) and every LUN in use
+    /// (paths, [active, max], what the PBD holds and since when). Exit 3 when the agent is
+    /// not running.
+    Agent {
+        /// Print JSON: {"health": {...}, "status": {"luns": [...]}}.
+        #[arg(long)]
+        json: bool,
+    },
 }
+
+/// Exit code of `agent` when the agent is not running.
+pub const AGENT_NOT_RUNNING: i32 = 3;
+
+/// How long `agent` waits for the agent's answer.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where `mpathutil` finds multipathd and the host, and how it writes.
 #[derive(Debug, Clone)]
@@ -95,6 +112,9 @@ where
             };
         }
     };
+    if let Command::Agent { json } = cli.command {
+        return agent_command(json, ctx, out, err);
+    }
     match execute(&cli, ctx, out, err) {
         Ok(()) => 0,
         Err(message) => {
@@ -172,6 +192,8 @@ fn execute(
             left_to_exit(topology);
             lines
         }
+        // Answered in `run`, without multipathd.
+        Command::Agent { .. } => String::new(),
         Command::Paths => {
             let topology = snapshot(&mut daemon, None)?;
             let max = note_counts(&ledger, &topology, None, err);
@@ -182,6 +204,51 @@ fn execute(
     };
     out.write_all(text.as_bytes())
         .map_err(|e| format!("cannot write the output: {e}"))
+}
+
+/// `mpathutil agent [--json]`: asks the path agent, not multipathd.
+fn agent_command(json: bool, ctx: &Context, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let socket = agent::socket_path(&ctx.root);
+    let (health, status) = match agent::health_and_status(&socket, AGENT_TIMEOUT) {
+        Ok(answers) => answers,
+        Err(e) if e.is_not_running() => {
+            let _ = writeln!(
+                err,
+                "mpathutil: {e}\n\
+                 mpathutil: path counts reach xapi only at VDI attach and detach and \
+                 `xe sr-update` until it runs: systemctl start sm-mpath-agent"
+            );
+            return AGENT_NOT_RUNNING;
+        }
+        Err(e) => {
+            let hint = match &e {
+                agent::CallError::Refused { code, .. } if *code == agent::PERMISSION_DENIED => {
+                    " (run it as root)"
+                }
+                _ => "",
+            };
+            let _ = writeln!(err, "mpathutil: {e}{hint}");
+            return 1;
+        }
+    };
+    let text = if json {
+        let value = serde_json::json!({ "health": health, "status": status });
+        let text = if ctx.pretty_json {
+            serde_json::to_string_pretty(&value)
+        } else {
+            serde_json::to_string(&value)
+        };
+        text.map(|t| t + "\n").unwrap_or_default()
+    } else {
+        agent::describe(&health, &status)
+    };
+    match out.write_all(text.as_bytes()) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "mpathutil: cannot write the output: {e}");
+            1
+        }
+    }
 }
 
 /// Leaves a topology to the end of the process. mpathutil runs once and exits, and the
@@ -305,7 +372,7 @@ mod tests {
 
     #[test]
     fn every_subcommand_has_help() {
-        for sub in ["list", "status", "count", "paths"] {
+        for sub in ["list", "status", "count", "paths", "agent"] {
             let (code, out, _) = run_capture(&["mpathutil", sub, "--help"]);
             assert_eq!(code, 0, "{sub}");
             assert!(out.contains("Usage"), "{sub}: {out}");

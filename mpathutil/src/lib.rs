@@ -5,10 +5,12 @@
 //! - [`parse`]: JSON, topology text (current and 0.4.x), tables, the kernel status line;
 //! - [`health`]: which paths count as active, `[active, max]`, ok / degraded / down;
 //! - [`highwater`]: the host-wide record of the most paths each map has had;
+//! - [`agent`]: the path agent's local API (its wire types and a client);
 //! - [`report`] and [`cli`]: what the `mpathutil` command prints.
 //!
 //! It knows nothing of xapi; `sm-plugin` joins the two.
 
+pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod commands;

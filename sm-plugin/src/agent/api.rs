@@ -23,8 +23,7 @@ use tokio::net::UnixListener;
 
 /// A request is a few hundred bytes; refuse anything absurd.
 const MAX_REQUEST: usize = 64 << 10;
-/// The JSON-RPC error code of a refusal (the implementation-defined server-error range).
-pub const PERMISSION_DENIED: i64 = -32001;
+pub use mpathutil::agent::PERMISSION_DENIED;
 
 fn handler(shared: &Arc<Shared>) -> IoHandler {
     let mut io = IoHandler::new();

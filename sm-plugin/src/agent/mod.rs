@@ -24,7 +24,9 @@
 //! the agent was down, an administrator).
 
 pub mod api;
+pub mod cli;
 pub mod client;
+pub mod metrics;
 pub mod pass;
 pub mod uevent;
 pub mod xapi;
@@ -36,7 +38,6 @@ use mpathutil::highwater::Ledger;
 use mpathutil::parse::KernelStatus;
 use mpathutil::{HostRoot, PathCounts, Topology};
 use pass::{Context, Disks, Reading, Saved};
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,6 +69,8 @@ pub struct Config {
     pub uevents: SourceSpec,
     pub socket: PathBuf,
     pub state_file: PathBuf,
+    /// The Prometheus textfile-collector file; `None`: no metrics.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             uevents: SourceSpec::Netlink,
             socket: client::socket_path(&root),
             state_file: root.path(STATE_FILE),
+            metrics_file: Some(root.path(metrics::DEFAULT_FILE)),
             root,
         }
     }
@@ -130,62 +134,8 @@ impl Wake {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Counters {
-    /// Uevents that concerned multipath.
-    pub events: u64,
-    pub kicks: u64,
-    pub passes: u64,
-    /// Keys xapi took.
-    pub writes: u64,
-    /// Writes or reads that failed and were tried again.
-    pub retries: u64,
-    /// Paths that went from working to failed or gone.
-    pub flaps: u64,
-    pub messages: u64,
-    /// Full reads of this host's PBDs.
-    pub resyncs: u64,
-    /// Reads of the kernel's dm status (multipathd could not answer for a LUN in use).
-    pub kernel_reads: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Health {
-    pub uptime_s: f64,
-    pub host_uuid: String,
-    pub last_pass_at: Option<String>,
-    pub last_pass_ms: Option<f64>,
-    pub pending_writes: usize,
-    pub pending_messages: usize,
-    pub xapi_reachable: bool,
-    pub multipathd_readable: bool,
-    pub counters: Counters,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PathStatus {
-    pub hcil: String,
-    pub dev: String,
-    pub state: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LunStatus {
-    pub scsiid: String,
-    pub sr_uuid: String,
-    /// `ok`, `degraded`, `down` or `unknown`.
-    pub health: String,
-    pub active: Option<u32>,
-    pub total: Option<u32>,
-    pub max: Option<u32>,
-    pub paths: Vec<PathStatus>,
-    pub unknown_because: Option<String>,
-    /// What the PBD holds, and when we wrote it (absent: found there).
-    pub published: Option<String>,
-    pub published_at: Option<String>,
-    pub pending: Option<Option<String>>,
-    pub all_paths_down_since: Option<String>,
-}
+// The API's wire types are `mpathutil`'s, which `mpathutil agent` reads.
+pub use mpathutil::agent::{Counters, Health, LunStatus, PathStatus};
 
 /// What the API and the service loop share.
 pub struct Shared {
@@ -616,10 +566,11 @@ impl Agent {
         }
         self.host_outbox.extend(host_changes);
         self.last_pass = Some((ctx.now, started.elapsed()));
-        self.statuses = self.statuses(&in_use, &readings);
         if self.reachable || self.retry_at.is_none_or(|t| Instant::now() >= t) {
             self.flush().await;
         }
+        // After the writes: what the PBDs hold now, and what still waits.
+        self.statuses = self.statuses(&in_use, &readings);
         self.save();
         self.report();
     }
@@ -1002,10 +953,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
     let socket = config.socket.clone();
     let (debounce, period) = (config.debounce, config.reconcile);
+    let mut metrics = metrics::Writer::new(config.metrics_file.clone());
     let mut agent = Agent::new(config, Arc::clone(&shared), host_uuid)?;
     let mut next_reconcile = Instant::now() + period;
     // The first pass at once.
     agent.cycle().await;
+    metrics.after_pass(&shared);
     let mut stopping = false;
     while !stopping {
         let retry = agent
@@ -1035,6 +988,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         }
         if !stopping {
             agent.cycle().await;
+            metrics.after_pass(&shared);
         }
     }
     tracing::info!("sm-mpath-agent stopping");
