@@ -85,6 +85,37 @@ fn sr_update_kicks_a_running_agent_and_writes_itself_when_none_runs() {
     assert_eq!(key(&lab, &sr, KEY).as_deref(), Some("[2, 2]"));
 }
 
+/// Another writer (a script, a stock tool) overwrote the key while the agent believes its
+/// own value is on the PBD: `xe sr-update` is the administrator's way to ask for the truth
+/// now, so the agent re-reads the PBDs in that pass instead of at its periodic resync.
+#[test]
+fn sr_update_has_the_agent_put_right_a_key_someone_else_changed() {
+    let lab = seed_lab();
+    multipath_on(&lab, 0);
+    let tap = XapiTap::in_front_of(&lab).unwrap();
+    let sr = lab.create_sr("lunohba", "Seed", &[]).unwrap();
+    let agent = AgentProc::start(&lab, 0, &tap, &[]);
+    let vdi = lab.claim(&sr, SEED).unwrap();
+    lab.attach(0, &vdi).unwrap();
+    wait_until("[2, 2]", || {
+        key(&lab, &sr, KEY).as_deref() == Some("[2, 2]")
+    });
+    let pbd = lab.pbd(0, &sr);
+    lab.block_on(xenapi::api::pbd::remove_from_other_config(
+        &lab.session,
+        &pbd,
+        KEY,
+    ))
+    .unwrap();
+    add_key(&lab, &sr, KEY, "[0, 2]");
+    let resyncs = agent.counter("resyncs");
+    sr_update(&lab, &sr);
+    wait_until("the agent's resync", || agent.counter("resyncs") > resyncs);
+    wait_until("the true [2, 2] again", || {
+        key(&lab, &sr, KEY).as_deref() == Some("[2, 2]")
+    });
+}
+
 #[test]
 fn sr_attach_leaves_stale_counts_to_a_running_agent_and_drops_them_when_none_runs() {
     let lab = seed_lab();

@@ -52,6 +52,19 @@ fn handler(shared: &Arc<Shared>) -> IoHandler {
             Ok(Value::String("scheduled".into()))
         }
     });
+    // A kick that also re-reads this host's PBDs first: what `xe sr-update` and a plug ask
+    // for, since another writer may have changed a key the agent believes published.
+    let s = Arc::clone(shared);
+    io.add_method("resync", move |params: Params| {
+        let s = Arc::clone(&s);
+        async move {
+            params.expect_no_params()?;
+            s.kicks.fetch_add(1, Ordering::Relaxed);
+            s.resync_asked.store(true, Ordering::SeqCst);
+            s.wake.wake();
+            Ok(Value::String("scheduled".into()))
+        }
+    });
     io
 }
 

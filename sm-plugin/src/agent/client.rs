@@ -22,3 +22,9 @@ pub fn call(
 pub fn kick(root: &HostRoot) -> Result<(), CallError> {
     call(root, "kick", KICK_TIMEOUT).map(drop)
 }
+
+/// A kick that first re-reads this host's PBDs, so a key someone else changed is put right
+/// in this pass rather than at the next periodic resync.
+pub fn resync(root: &HostRoot) -> Result<(), CallError> {
+    call(root, "resync", KICK_TIMEOUT).map(drop)
+}

@@ -140,6 +140,9 @@ pub use mpathutil::agent::{Counters, Health, LunStatus, PathStatus};
 /// What the API and the service loop share.
 pub struct Shared {
     pub wake: Wake,
+    /// Someone asked for a full read of this host's PBDs before the next pass (`resync`:
+    /// `xe sr-update`, a plug), because another writer may have changed them.
+    resync_asked: AtomicBool,
     started: Instant,
     events: AtomicU64,
     kicks: AtomicU64,
@@ -150,6 +153,7 @@ impl Shared {
     fn new() -> Self {
         Self {
             wake: Wake::default(),
+            resync_asked: AtomicBool::new(false),
             started: Instant::now(),
             events: AtomicU64::new(0),
             kicks: AtomicU64::new(0),
@@ -522,6 +526,9 @@ impl Agent {
 
     /// Resync if due, one pass, then the writes.
     async fn cycle(&mut self) {
+        if self.shared.resync_asked.swap(false, Ordering::SeqCst) {
+            self.need_resync = true;
+        }
         let due = self
             .last_resync
             .is_none_or(|t| t.elapsed() >= self.config.resync);

@@ -73,7 +73,7 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<(), SrError> {
         }
         // The agent, where it runs, is the one writer of the counts; the plug's own keys
         // (`multipathed`, `iscsi_sessions`, `multipathable`) are ours either way.
-        let agent = vdi::agent_kicked(ctx, &format!("SR {sr_uuid}"));
+        let agent = vdi::agent_kicked(ctx, &format!("SR {sr_uuid}"), true);
         publish_plug(ctx, &plugged, agent)?;
         if ctx.is_master()
             && let Err(e) = sync_vdis(ctx, &plugged)
@@ -401,7 +401,7 @@ pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
     if ctx.call.session_ref.is_none() {
         return Ok(());
     }
-    let agent = vdi::agent_kicked(ctx, &format!("SR {}", plugged.sr_uuid));
+    let agent = vdi::agent_kicked(ctx, &format!("SR {}", plugged.sr_uuid), true);
     let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? else {
         return Ok(());
     };

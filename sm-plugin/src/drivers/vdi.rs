@@ -113,7 +113,7 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_ours(ctx, &plugged, &scsiid)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
-    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}")) {
+    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}"), false) {
         // The device is attached; a count xapi did not take must not fail the VM's start
         // (the agent publishes it again).
         if let Err(e) = publish(ctx, &scsiid, active.multipath) {
@@ -125,9 +125,16 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
 
 /// Where the path agent runs, it is the one writer of the counts: tell it to look now.
 /// `false` (publish ourselves) when it does not answer within its short deadline. `what`
-/// names what the counts are of, for the log ("LUN <SCSIid>", "SR <uuid>").
-pub(crate) fn agent_kicked(ctx: &Ctx<'_>, what: &str) -> bool {
-    match crate::agent::client::kick(&ctx.root) {
+/// names what the counts are of, for the log ("LUN <SCSIid>", "SR <uuid>"). `resync` also
+/// has it re-read this host's PBDs first (a plug, `xe sr-update`: someone else may have
+/// changed a key it believes published).
+pub(crate) fn agent_kicked(ctx: &Ctx<'_>, what: &str, resync: bool) -> bool {
+    let asked = if resync {
+        crate::agent::client::resync(&ctx.root)
+    } else {
+        crate::agent::client::kick(&ctx.root)
+    };
+    match asked {
         Ok(()) => {
             tracing::info!("{what}: the path agent publishes its count");
             true
@@ -160,7 +167,7 @@ pub fn detach(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let scsiid = scsiid(ctx)?;
     let held = ctx.activator.lock(&scsiid)?;
     ctx.activator.release(&held, &scsiid)?;
-    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}")) {
+    if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}"), false) {
         let unpublish = || -> Result<(), SrError> {
             if let Some(mut keys) = PbdKeys::find(ctx.xapi()?, ctx.host_ref()?, ctx.sr_ref()?)? {
                 keys.remove(&counts::mpath_key(&scsiid))?;
