@@ -1,7 +1,8 @@
 //! `cargo xtask dist`: the static binaries and the RPM a dom0 installs.
 //!
-//! 1. builds `sm-driver` and `mpathutil` for `x86_64-unknown-linux-musl` with the `dist`
-//!    profile (a dom0 has glibc 2.17: a gnu build of this machine's would not start there);
+//! 1. builds `sm-driver`, `mpathutil` and `sm-mpath-agent` for `x86_64-unknown-linux-musl`
+//!    with the `dist` profile (a dom0 has glibc 2.17: a gnu build of this machine's would not
+//!    start there);
 //! 2. checks that each is static (no ELF program interpreter);
 //! 3. appends to the driver the entry xapi's tracing mode runs (see [`TRACING_ENTRY`]);
 //! 4. runs `rpmbuild` on `packaging/sm-rs.spec` with everything staged as its sources;
@@ -21,7 +22,11 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The binaries the RPM ships: (package, binary).
-const BINARIES: [(&str, &str); 2] = [("sm-plugin", "sm-driver"), ("mpathutil", "mpathutil")];
+const BINARIES: [(&str, &str); 3] = [
+    ("sm-plugin", "sm-driver"),
+    ("mpathutil", "mpathutil"),
+    ("sm-plugin", "sm-mpath-agent"),
+];
 
 /// With the "smapi" observer on, xapi runs `python3 -m observer <driver> <methodCall>`, and
 /// the observer hands the driver's file to `runpy.run_path`, which cannot run a native
@@ -41,7 +46,7 @@ sys.exit(subprocess.call(sys.argv))
 
 const USAGE: &str = "usage: cargo xtask dist [--profile PROFILE] [--out DIR]
 
-Builds sm-driver and mpathutil for x86_64-unknown-linux-musl (static) with the cargo profile
+Builds sm-driver, mpathutil and sm-mpath-agent for x86_64-unknown-linux-musl (static) with the cargo profile
 PROFILE (default: dist), then the RPM from packaging/sm-rs.spec with rpmbuild, into DIR
 (default: target/dist). Needs the musl target (rustup target add x86_64-unknown-linux-musl),
 musl-gcc and rpmbuild (Debian: musl-tools, rpm); .ci/install.d/20-packaging.sh installs them.";
@@ -106,8 +111,13 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
     fs::copy(built.join("sm-driver"), &driver)?;
     append_tracing_entry(&driver)?;
     fs::copy(built.join("mpathutil"), sources.join("mpathutil"))?;
+    fs::copy(built.join("sm-mpath-agent"), sources.join("sm-mpath-agent"))?;
     let packaging = workspace.join("packaging");
     fs::copy(packaging.join("sm-rs-setup"), sources.join("sm-rs-setup"))?;
+    fs::copy(
+        packaging.join("systemd/sm-mpath-agent.service"),
+        sources.join("sm-mpath-agent.service"),
+    )?;
     fs::copy(
         packaging.join("multipath/sm-rs.conf"),
         sources.join("00-sm-rs.conf"),
@@ -116,12 +126,13 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
     let rpm = rpmbuild(&packaging.join("sm-rs.spec"), &topdir, &out)?;
     println!("{}", rpm.display());
     eprintln!(
-        "sm-rs RPM: {} ({} bytes); sm-driver {} bytes (with its tracing entry {} bytes), mpathutil {} bytes, profile {}",
+        "sm-rs RPM: {} ({} bytes); sm-driver {} bytes (with its tracing entry {} bytes), mpathutil {} bytes, sm-mpath-agent {} bytes, profile {}",
         rpm.display(),
         size(&rpm)?,
         size(&built.join("sm-driver"))?,
         size(&driver)?,
         size(&built.join("mpathutil"))?,
+        size(&built.join("sm-mpath-agent"))?,
         options.profile,
     );
     Ok(())
