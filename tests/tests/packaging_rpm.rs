@@ -920,3 +920,166 @@ fn multipath_dropin_speaks_both_daemons() {
         assert!(entry.contains("hwtable"), "{entry}");
     }
 }
+
+// ---- the agent's unit on a dom0's systemd 219 ----
+
+/// Directives systemd 219 (CentOS 7, a dom0's) parses, by section: the ones a service like
+/// ours could use, from 219's `src/core/load-fragment-gperf.gperf.m4` (the [Install] keys from
+/// `src/shared/install.c`). Newer ones are an "unknown lvalue" there, ignored with a warning:
+/// e.g. `Type=exec` (240), `ReadWritePaths=` (231), `StartLimitIntervalSec=` (230, [Unit]),
+/// `ProtectSystem=strict` (232), `RuntimeDirectoryPreserve=` (235).
+const SYSTEMD_219: &[(&str, &[&str])] = &[
+    (
+        "Unit",
+        &[
+            "Description",
+            "Documentation",
+            "Requires",
+            "Requisite",
+            "Wants",
+            "BindsTo",
+            "PartOf",
+            "Conflicts",
+            "Before",
+            "After",
+            "OnFailure",
+            "RequiresMountsFor",
+            "DefaultDependencies",
+            "ConditionPathExists",
+            "ConditionFileIsExecutable",
+            "AssertPathExists",
+        ],
+    ),
+    (
+        "Service",
+        &[
+            "Type",
+            "ExecStartPre",
+            "ExecStart",
+            "ExecStartPost",
+            "ExecReload",
+            "ExecStop",
+            "ExecStopPost",
+            "Restart",
+            "RestartSec",
+            "TimeoutSec",
+            "TimeoutStartSec",
+            "TimeoutStopSec",
+            "WatchdogSec",
+            "StartLimitInterval",
+            "StartLimitBurst",
+            "RemainAfterExit",
+            "SuccessExitStatus",
+            "RestartPreventExitStatus",
+            "Environment",
+            "EnvironmentFile",
+            "StandardOutput",
+            "StandardError",
+            "SyslogIdentifier",
+            "SyslogFacility",
+            "KillMode",
+            "KillSignal",
+            "LimitNOFILE",
+            "OOMScoreAdjust",
+            "Nice",
+            "PrivateTmp",
+            "PrivateDevices",
+            "ProtectSystem",
+            "ProtectHome",
+            "NoNewPrivileges",
+            "ReadWriteDirectories",
+            "ReadOnlyDirectories",
+            "InaccessibleDirectories",
+            "CapabilityBoundingSet",
+        ],
+    ),
+    ("Install", &["WantedBy", "RequiredBy", "Alias", "Also"]),
+];
+
+/// Values 219 takes where later versions take more (`src/core/service.c`, `namespace.c`).
+const SYSTEMD_219_VALUES: &[(&str, &[&str])] = &[
+    (
+        "Type",
+        &["simple", "forking", "oneshot", "dbus", "notify", "idle"],
+    ),
+    (
+        "Restart",
+        &[
+            "no",
+            "on-success",
+            "on-failure",
+            "on-abnormal",
+            "on-watchdog",
+            "on-abort",
+            "always",
+        ],
+    ),
+    ("ProtectSystem", &["yes", "no", "full"]),
+    ("ProtectHome", &["yes", "no", "read-only"]),
+];
+
+/// `[section] key=value` lines of a unit file, comments and blank lines left out.
+fn unit_directives(text: &str) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not a directive: {line}"));
+        out.push((section.clone(), key.trim().into(), value.trim().into()));
+    }
+    out
+}
+
+#[test]
+fn agent_unit_speaks_systemd_219() {
+    let text = fs::read_to_string(packaging("systemd/sm-mpath-agent.service")).unwrap();
+    let directives = unit_directives(&text);
+    for (section, key, value) in &directives {
+        let known = SYSTEMD_219
+            .iter()
+            .find(|(s, _)| s == section)
+            .unwrap_or_else(|| panic!("[{section}]: not a section of a service in systemd 219"));
+        assert!(
+            known.1.contains(&key.as_str()),
+            "[{section}] {key}=: systemd 219 does not know it"
+        );
+        if let Some((_, values)) = SYSTEMD_219_VALUES.iter().find(|(k, _)| k == key) {
+            assert!(
+                values.contains(&value.as_str()),
+                "{key}={value}: systemd 219 takes {values:?}"
+            );
+        }
+    }
+    let get = |key: &str| -> Vec<&str> {
+        directives
+            .iter()
+            .filter(|(_, k, _)| k == key)
+            .flat_map(|(_, _, v)| v.split_whitespace())
+            .collect()
+    };
+    assert_eq!(get("ExecStart"), ["/usr/libexec/sm-rs/sm-mpath-agent"]);
+    assert_eq!(get("WantedBy"), ["multi-user.target"]);
+    // Started after multipathd and xapi's initialisation (stopped before them), but it never
+    // starts either: no Wants=, Requires=, BindsTo= or Requisite= at all (Wants= on
+    // xapi-init-complete.target starts xapi through xapi-wait-init-complete.service).
+    let after = get("After");
+    for unit in ["multipathd.service", "xapi-init-complete.target"] {
+        assert!(after.contains(&unit), "After= lacks {unit}: {after:?}");
+    }
+    for pull in ["Wants", "Requires", "BindsTo", "Requisite", "PartOf"] {
+        assert!(get(pull).is_empty(), "{pull}= on {:?}", get(pull));
+    }
+    // It must survive xe-toolstack-restart, which restarts toolstack.target's members.
+    assert!(!text.contains("toolstack.target"));
+    // Its SIGTERM drain (5 s by default) fits in the stop timeout.
+    let stop = get("TimeoutStopSec")[0].trim_end_matches('s');
+    assert!(stop.parse::<u32>().unwrap() > 5, "TimeoutStopSec={stop}");
+}
