@@ -1,8 +1,8 @@
 //! The RPM a dom0 installs (`packaging/`, `cargo xtask dist`).
 //!
 //! - `rpm_installs_and_erases_cleanly`: builds the RPM through `cargo xtask dist` with the
-//!   `dist-test` profile (the same musl static binaries as `dist`, without its optimiser
-//!   passes: `cargo xtask dist` builds the shipped ones), then reads its header (payload,
+//!   `dist-test` profile and xz level 1 (the same musl static binaries as `dist`, without its
+//!   optimiser passes: `cargo xtask dist` builds the shipped ones), then reads its header (payload,
 //!   `rpmlib()` requirements against rpm 4.11.3's list, files, owners, modes, scriptlets),
 //!   installs it into a scratch root with `rpm --root`, runs its scriptlets against that root
 //!   (with `systemctl --root` for the agent's links, and with a recording `systemctl` for what
@@ -321,7 +321,7 @@ fn rpm_installs_and_erases_cleanly() {
         Command::new(cargo)
             .current_dir(workspace())
             .args(["run", "--quiet", "--locked", "-p", "xtask", "--"])
-            .args(["dist", "--profile", "dist-test", "--out"])
+            .args(["dist", "--profile", "dist-test", "--xz", "1", "--out"])
             .arg(out.path()),
     );
     let rpm = PathBuf::from(built.lines().last().unwrap());
