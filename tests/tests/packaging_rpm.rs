@@ -1,19 +1,24 @@
 //! The RPM a dom0 installs (`packaging/`, `cargo xtask dist`).
 //!
 //! - `rpm_installs_and_erases_cleanly`: builds the RPM through `cargo xtask dist` with the
-//!   `dist-test` profile (the same musl static binaries as `dist`, without its optimiser
-//!   passes: `cargo xtask dist` builds the shipped ones), then reads its header (payload,
+//!   `dist-test` profile and xz level 1 (the same musl static binaries as `dist`, without its
+//!   optimiser passes: `cargo xtask dist` builds the shipped ones), then reads its header (payload,
 //!   `rpmlib()` requirements against rpm 4.11.3's list, files, owners, modes, scriptlets),
-//!   installs it into a scratch root with `rpm --root`, runs what the scriptlets run against
-//!   that root, runs the installed driver and mpathutil, erases it and compares the root with
-//!   what it was.
+//!   installs it into a scratch root with `rpm --root`, runs its scriptlets against that root
+//!   (with `systemctl --root` for the agent's links, and with a recording `systemctl` for what
+//!   they ask of a running systemd), `systemd-analyze verify`s the agent's unit, runs the
+//!   installed driver, mpathutil and agent, erases it and compares the root with what it was.
+//! - `agent_unit_speaks_systemd_219`: every directive of the agent's unit is one a dom0's
+//!   systemd 219 knows, with a value it takes; it never pulls xapi or multipathd in.
 //! - `xapi_dropin_*`: the generated xapi drop-in on both `/etc/xapi.conf` variants.
 //! - `multipath_dropin_speaks_both_daemons`: every keyword of the multipath drop-in is one both
 //!   multipathd parsers know (0.4.9-xs, 0.9.4), each array entry names its seed and hwtable.
 //!
 //! The RPM test needs rpmbuild and rpm, the musl target and musl-gcc, python3, and root (rpm
 //! installs files owned by root): `.ci/install.d/20-packaging.sh`. Without them it says why
-//! and passes, except under CI (`CI` set), where that is a failure.
+//! and passes, except under CI (`CI` set), where that is a failure. Without systemd's tools
+//! (`systemctl`, `systemd-analyze`) it checks the rest and says what it left out (under CI a
+//! failure too).
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
@@ -219,15 +224,26 @@ fn version_key(v: &str) -> Vec<u64> {
     v.split(['.', '-']).map(|n| n.parse().unwrap()).collect()
 }
 
+fn tool(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A part of the RPM test this machine cannot run: said, and a failure under CI, which
+/// installs everything (`.ci/install.d/20-packaging.sh`).
+fn skipped(what: &str) {
+    let why = format!("{what}: skipped (.ci/install.d/20-packaging.sh installs what it needs)");
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("{why}");
+}
+
 fn missing_prerequisites() -> Vec<String> {
     let mut missing = Vec::new();
-    for tool in ["rpmbuild", "rpm", "musl-gcc", "python3", "ldd"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            missing.push(tool.to_string());
+    for name in ["rpmbuild", "rpm", "musl-gcc", "python3", "ldd"] {
+        if !tool(name) {
+            missing.push(name.to_string());
         }
     }
     if !rustix::process::geteuid().is_root() {
@@ -305,7 +321,7 @@ fn rpm_installs_and_erases_cleanly() {
         Command::new(cargo)
             .current_dir(workspace())
             .args(["run", "--quiet", "--locked", "-p", "xtask", "--"])
-            .args(["dist", "--profile", "dist-test", "--out"])
+            .args(["dist", "--profile", "dist-test", "--xz", "1", "--out"])
             .arg(out.path()),
     );
     let rpm = PathBuf::from(built.lines().last().unwrap());
@@ -359,12 +375,15 @@ fn rpm_installs_and_erases_cleanly() {
             "-rw-r--r-- root root g /etc/xapi.conf.d/zz-sm-rs.conf",
             "lrwxrwxrwx root root  /opt/xensource/sm/LUNoHBASR LUNoISCSISR",
             "-rwxr-xr-x root root  /opt/xensource/sm/LUNoISCSISR",
+            "-rw-r--r-- root root  /usr/lib/systemd/system/sm-mpath-agent.service",
             "drwxr-xr-x root root  /usr/libexec/sm-rs",
+            "-rwxr-xr-x root root  /usr/libexec/sm-rs/sm-mpath-agent",
             "-rwxr-xr-x root root  /usr/libexec/sm-rs/sm-rs-setup",
             "lrwxrwxrwx root root  /usr/local/sbin/mpathutil ../../sbin/sm-rs-mpathutil",
             "-rwxr-xr-x root root  /usr/sbin/sm-rs-mpathutil",
         ],
-        "files, modes, owners, flags (c = config, n = noreplace, g = ghost)"
+        "files, modes, owners, flags (c = config, n = noreplace, g = ghost); no udev rule: \
+         the agent reads the kernel's uevents itself (packaging/systemd/sm-mpath-agent.service)"
     );
     // Never stock sm's /sbin/mpathutil (= /usr/sbin/mpathutil on a dom0).
     assert!(
@@ -405,9 +424,32 @@ fn rpm_installs_and_erases_cleanly() {
         "usr/local/sbin",
         "usr/sbin",
         "usr/libexec",
+        "usr/lib/systemd/system",
+        "etc/systemd/system/multi-user.target.wants",
         "run",
     ] {
         fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    // systemd's own targets, as a dom0 has them: what `systemd-analyze verify` resolves the
+    // unit's implicit dependencies and WantedBy= against.
+    let targets = ["sysinit", "basic", "shutdown", "multi-user"].map(|t| {
+        (
+            Path::new("/usr/lib/systemd/system").join(format!("{t}.target")),
+            r.join(format!("usr/lib/systemd/system/{t}.target")),
+        )
+    });
+    let have_targets = targets.iter().all(|(host, _)| host.exists());
+    // A dom0's multi-user.target wants other services too (systemctl removes a .wants folder
+    // it empties).
+    symlink(
+        "/usr/lib/systemd/system/xapi.service",
+        r.join("etc/systemd/system/multi-user.target.wants/xapi.service"),
+    )
+    .unwrap();
+    if have_targets {
+        for (host, scratch) in &targets {
+            fs::copy(host, scratch).unwrap();
+        }
     }
     fs::write(r.join("etc/xapi.conf"), XAPI_CONF_XCPNG).unwrap();
     fs::write(
@@ -471,7 +513,8 @@ fn rpm_installs_and_erases_cleanly() {
     // multipathd reads conf.d in name order, a later file winning: ours comes before the
     // administrator's custom.conf.
     assert!("00-sm-rs.conf" < "custom.conf");
-    for binary in [&driver, &r.join("usr/sbin/sm-rs-mpathutil")] {
+    let agent = r.join("usr/libexec/sm-rs/sm-mpath-agent");
+    for binary in [&driver, &r.join("usr/sbin/sm-rs-mpathutil"), &agent] {
         let ldd = Command::new("ldd").arg(binary).output().unwrap();
         let said = format!(
             "{}{}",
@@ -490,11 +533,36 @@ fn rpm_installs_and_erases_cleanly() {
     // would read it (any name containing ".conf"): %post moves it out.
     let rpmnew = r.join("etc/multipath/conf.d/00-sm-rs.conf.rpmnew");
     fs::write(&rpmnew, "# the new version\n").unwrap();
-    let setup_script = r.join("usr/libexec/sm-rs/sm-rs-setup");
-    let post = setup(&setup_script, r, "post");
-    assert!(post.status.success(), "{post:?}");
+    // No systemd runs this root: the agent is enabled offline (systemctl --root), its link
+    // made as on a dom0, and starts at the next boot.
+    let scriptlet = |tag: &str, arg: &str, path: Option<&Path>| {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", &query(&format!("%{{{tag}}}")), tag, arg])
+            .env("SM_RS_ROOT", r);
+        if let Some(stub) = path {
+            let host = std::env::var("PATH").unwrap_or_default();
+            command.env("PATH", format!("{}:{host}", stub.display()));
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "%{tag} {arg}: {out:?}");
+        out
+    };
+    let post = scriptlet("POSTIN", "1", None);
     let said = String::from_utf8_lossy(&post.stdout);
     assert!(said.contains("xe-toolstack-restart"), "{said}");
+    let wants = r.join("etc/systemd/system/multi-user.target.wants/sm-mpath-agent.service");
+    let have_systemctl = tool("systemctl");
+    if have_systemctl {
+        assert_eq!(
+            fs::read_link(&wants).unwrap(),
+            Path::new("/usr/lib/systemd/system/sm-mpath-agent.service"),
+            "{post:?}"
+        );
+        assert!(said.contains("starts at the next boot"), "{said}");
+    } else {
+        skipped("the agent's enablement link (no systemctl)");
+    }
     assert!(
         !rpmnew.exists() && said.contains("00-sm-rs.conf.rpmnew"),
         "{said}"
@@ -538,6 +606,91 @@ fn rpm_installs_and_erases_cleanly() {
         let help = stdout(Command::new(r.join(mpathutil)).arg("--help"));
         assert!(help.contains("status") && help.contains("list"), "{help}");
     }
+    let help = stdout(Command::new(&agent).arg("--help").env_clear());
+    for option in ["--uevents", "--reconcile", "--debounce", "--drain"] {
+        assert!(help.contains(option), "{help}");
+    }
+
+    // ---- the agent's unit ----
+    let unit = r.join("usr/lib/systemd/system/sm-mpath-agent.service");
+    assert_eq!(
+        fs::read_to_string(&unit).unwrap(),
+        fs::read_to_string(packaging("systemd/sm-mpath-agent.service")).unwrap()
+    );
+    if tool("systemd-analyze") && have_targets {
+        // In the scratch root: ExecStart= is the installed agent, WantedBy= the root's target.
+        // Warnings (an unknown directive, a bad value) do not change the exit status: none
+        // may be printed.
+        let verify = Command::new("systemd-analyze")
+            .arg(format!("--root={}", r.display()))
+            .args(["verify", "sm-mpath-agent.service"])
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success() && verify.stderr.is_empty() && verify.stdout.is_empty(),
+            "systemd-analyze verify: {verify:?}"
+        );
+    } else {
+        skipped("systemd-analyze verify (systemd's tools and targets are not installed)");
+    }
+
+    // ---- what the scriptlets ask of a running systemd ----
+    // A recording systemctl first in PATH, and the root marked as one systemd runs
+    // (run/systemd/system, sd_booted()'s test): every call they make is listed, and only the
+    // agent's unit is ever started, stopped or restarted.
+    let stub = tempfile::tempdir().unwrap();
+    let calls = stub.path().join("calls");
+    fs::write(
+        stub.path().join("systemctl"),
+        format!("#!/bin/sh\necho \"$*\" >>{}\n", calls.display()),
+    )
+    .unwrap();
+    fs::set_permissions(
+        stub.path().join("systemctl"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::create_dir_all(r.join("run/systemd/system")).unwrap();
+    let asked = |tag: &str, arg: &str| -> Vec<String> {
+        let _ = fs::remove_file(&calls);
+        scriptlet(tag, arg, Some(stub.path()));
+        fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let unit_name = "sm-mpath-agent.service";
+    // Install: enabled and started at once.
+    assert_eq!(
+        asked("POSTIN", "1"),
+        [
+            "daemon-reload".to_string(),
+            format!("enable {unit_name}"),
+            format!("start {unit_name}")
+        ]
+    );
+    // Upgrade (new %post 2, old %preun 1, old %postun 1): the unit re-read, a running agent
+    // restarted on the new binary, a stopped or disabled one left as the administrator set it.
+    assert_eq!(asked("POSTIN", "2"), ["daemon-reload"]);
+    assert!(asked("PREUN", "1").is_empty());
+    assert_eq!(
+        asked("POSTUN", "1"),
+        [
+            "daemon-reload".to_string(),
+            format!("try-restart {unit_name}")
+        ]
+    );
+    // Erase: stopped (it drains its writes), disabled, and the unit forgotten.
+    assert_eq!(
+        asked("PREUN", "0"),
+        [format!("stop {unit_name}"), format!("disable {unit_name}")]
+    );
+    assert_eq!(asked("POSTUN", "0"), ["daemon-reload"]);
+    fs::remove_dir_all(r.join("run/systemd")).unwrap();
+    // The erase above (scripted, links untouched by the recorder) removed the xapi drop-in:
+    // back to the installed state for the erase below.
+    scriptlet("POSTIN", "1", None);
 
     // ---- erase ----
     // Refused while an SR is plugged: its PBD would be left with no driver to unplug it.
@@ -547,31 +700,34 @@ fn rpm_installs_and_erases_cleanly() {
         "{}",
     )
     .unwrap();
-    let refused = setup(&setup_script, r, "preun");
+    let refused = Command::new("sh")
+        .args(["-c", &query("%{PREUN}"), "preun", "0"])
+        .env("SM_RS_ROOT", r)
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("6a1b2c3d-0000-4000-8000-000000000001"),
         "{refused:?}"
     );
     fs::remove_file(r.join("run/sm-rs/sr/6a1b2c3d-0000-4000-8000-000000000001")).unwrap();
-    let preun = setup(&setup_script, r, "preun");
-    assert!(preun.status.success(), "{preun:?}");
+    assert!(r.join("etc/xapi.conf.d/zz-sm-rs.conf").exists());
+    let preun = scriptlet("PREUN", "0", None);
     assert!(String::from_utf8_lossy(&preun.stdout).contains("xe-toolstack-restart"));
+    assert!(
+        !have_systemctl || fs::symlink_metadata(&wants).is_err(),
+        "the agent's enablement link is left: {preun:?}"
+    );
     rpm_root(&["-e", "--nodeps", "--noscripts", "sm-rs"]);
     // %postun moves an edited drop-in rpm saved (.rpmsave) out of conf.d.
     let rpmsave = r.join("etc/multipath/conf.d/00-sm-rs.conf.rpmsave");
     fs::write(&rpmsave, "# edited\n").unwrap();
-    let postun = Command::new("sh")
-        .args(["-c", &query("%{POSTUN}"), "postun", "0"])
-        .env("SM_RS_ROOT", r)
-        .output()
-        .unwrap();
-    assert!(postun.status.success(), "{postun:?}");
+    scriptlet("POSTUN", "0", None);
     assert!(!rpmsave.exists());
     fs::remove_file(r.join("etc/multipath/00-sm-rs.conf.rpmsave")).unwrap();
 
     // The host as it was: stock's files, the other drop-ins and the wwids entries untouched;
-    // nothing of ours left (files, links, drop-ins, folders).
+    // nothing of ours left (files, the agent's unit and enablement link, drop-ins, folders).
     let after = tree(r);
     let diff: Vec<_> = before
         .iter()
@@ -763,4 +919,167 @@ fn multipath_dropin_speaks_both_daemons() {
         assert!(entry.contains(&format!("seeds/{seed}")), "{entry}");
         assert!(entry.contains("hwtable"), "{entry}");
     }
+}
+
+// ---- the agent's unit on a dom0's systemd 219 ----
+
+/// Directives systemd 219 (CentOS 7, a dom0's) parses, by section: the ones a service like
+/// ours could use, from 219's `src/core/load-fragment-gperf.gperf.m4` (the [Install] keys from
+/// `src/shared/install.c`). Newer ones are an "unknown lvalue" there, ignored with a warning:
+/// e.g. `Type=exec` (240), `ReadWritePaths=` (231), `StartLimitIntervalSec=` (230, [Unit]),
+/// `ProtectSystem=strict` (232), `RuntimeDirectoryPreserve=` (235).
+const SYSTEMD_219: &[(&str, &[&str])] = &[
+    (
+        "Unit",
+        &[
+            "Description",
+            "Documentation",
+            "Requires",
+            "Requisite",
+            "Wants",
+            "BindsTo",
+            "PartOf",
+            "Conflicts",
+            "Before",
+            "After",
+            "OnFailure",
+            "RequiresMountsFor",
+            "DefaultDependencies",
+            "ConditionPathExists",
+            "ConditionFileIsExecutable",
+            "AssertPathExists",
+        ],
+    ),
+    (
+        "Service",
+        &[
+            "Type",
+            "ExecStartPre",
+            "ExecStart",
+            "ExecStartPost",
+            "ExecReload",
+            "ExecStop",
+            "ExecStopPost",
+            "Restart",
+            "RestartSec",
+            "TimeoutSec",
+            "TimeoutStartSec",
+            "TimeoutStopSec",
+            "WatchdogSec",
+            "StartLimitInterval",
+            "StartLimitBurst",
+            "RemainAfterExit",
+            "SuccessExitStatus",
+            "RestartPreventExitStatus",
+            "Environment",
+            "EnvironmentFile",
+            "StandardOutput",
+            "StandardError",
+            "SyslogIdentifier",
+            "SyslogFacility",
+            "KillMode",
+            "KillSignal",
+            "LimitNOFILE",
+            "OOMScoreAdjust",
+            "Nice",
+            "PrivateTmp",
+            "PrivateDevices",
+            "ProtectSystem",
+            "ProtectHome",
+            "NoNewPrivileges",
+            "ReadWriteDirectories",
+            "ReadOnlyDirectories",
+            "InaccessibleDirectories",
+            "CapabilityBoundingSet",
+        ],
+    ),
+    ("Install", &["WantedBy", "RequiredBy", "Alias", "Also"]),
+];
+
+/// Values 219 takes where later versions take more (`src/core/service.c`, `namespace.c`).
+const SYSTEMD_219_VALUES: &[(&str, &[&str])] = &[
+    (
+        "Type",
+        &["simple", "forking", "oneshot", "dbus", "notify", "idle"],
+    ),
+    (
+        "Restart",
+        &[
+            "no",
+            "on-success",
+            "on-failure",
+            "on-abnormal",
+            "on-watchdog",
+            "on-abort",
+            "always",
+        ],
+    ),
+    ("ProtectSystem", &["yes", "no", "full"]),
+    ("ProtectHome", &["yes", "no", "read-only"]),
+];
+
+/// `[section] key=value` lines of a unit file, comments and blank lines left out.
+fn unit_directives(text: &str) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not a directive: {line}"));
+        out.push((section.clone(), key.trim().into(), value.trim().into()));
+    }
+    out
+}
+
+#[test]
+fn agent_unit_speaks_systemd_219() {
+    let text = fs::read_to_string(packaging("systemd/sm-mpath-agent.service")).unwrap();
+    let directives = unit_directives(&text);
+    for (section, key, value) in &directives {
+        let known = SYSTEMD_219
+            .iter()
+            .find(|(s, _)| s == section)
+            .unwrap_or_else(|| panic!("[{section}]: not a section of a service in systemd 219"));
+        assert!(
+            known.1.contains(&key.as_str()),
+            "[{section}] {key}=: systemd 219 does not know it"
+        );
+        if let Some((_, values)) = SYSTEMD_219_VALUES.iter().find(|(k, _)| k == key) {
+            assert!(
+                values.contains(&value.as_str()),
+                "{key}={value}: systemd 219 takes {values:?}"
+            );
+        }
+    }
+    let get = |key: &str| -> Vec<&str> {
+        directives
+            .iter()
+            .filter(|(_, k, _)| k == key)
+            .flat_map(|(_, _, v)| v.split_whitespace())
+            .collect()
+    };
+    assert_eq!(get("ExecStart"), ["/usr/libexec/sm-rs/sm-mpath-agent"]);
+    assert_eq!(get("WantedBy"), ["multi-user.target"]);
+    // Started after multipathd and xapi's initialisation (stopped before them), but it never
+    // starts either: no Wants=, Requires=, BindsTo= or Requisite= at all (Wants= on
+    // xapi-init-complete.target starts xapi through xapi-wait-init-complete.service).
+    let after = get("After");
+    for unit in ["multipathd.service", "xapi-init-complete.target"] {
+        assert!(after.contains(&unit), "After= lacks {unit}: {after:?}");
+    }
+    for pull in ["Wants", "Requires", "BindsTo", "Requisite", "PartOf"] {
+        assert!(get(pull).is_empty(), "{pull}= on {:?}", get(pull));
+    }
+    // It must survive xe-toolstack-restart, which restarts toolstack.target's members.
+    assert!(!text.contains("toolstack.target"));
+    // Its SIGTERM drain (5 s by default) fits in the stop timeout.
+    let stop = get("TimeoutStopSec")[0].trim_end_matches('s');
+    assert!(stop.parse::<u32>().unwrap() > 5, "TimeoutStopSec={stop}");
 }

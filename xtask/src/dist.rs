@@ -1,7 +1,8 @@
 //! `cargo xtask dist`: the static binaries and the RPM a dom0 installs.
 //!
-//! 1. builds `sm-driver` and `mpathutil` for `x86_64-unknown-linux-musl` with the `dist`
-//!    profile (a dom0 has glibc 2.17: a gnu build of this machine's would not start there);
+//! 1. builds `sm-driver`, `mpathutil` and `sm-mpath-agent` for `x86_64-unknown-linux-musl`
+//!    with the `dist` profile (a dom0 has glibc 2.17: a gnu build of this machine's would not
+//!    start there);
 //! 2. checks that each is static (no ELF program interpreter);
 //! 3. appends to the driver the entry xapi's tracing mode runs (see [`TRACING_ENTRY`]);
 //! 4. runs `rpmbuild` on `packaging/sm-rs.spec` with everything staged as its sources;
@@ -9,7 +10,9 @@
 //!
 //! `--profile` builds with another cargo profile (the packaging test uses `dist-test`, which
 //! is `dist` without the optimiser's cost); `--out` says where the RPM goes (default
-//! `target/dist`).
+//! `target/dist`); `--xz LEVEL` the payload's xz level (default 6, what ships; the test takes 1,
+//! still an xz payload: on the `dist-test` binaries, 24 MB, xz -6 took 88 s of CPU on this busy
+//! machine and xz -1 5.5 s).
 
 use std::error::Error;
 use std::fs;
@@ -21,7 +24,11 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 /// The binaries the RPM ships: (package, binary).
-const BINARIES: [(&str, &str); 2] = [("sm-plugin", "sm-driver"), ("mpathutil", "mpathutil")];
+const BINARIES: [(&str, &str); 3] = [
+    ("sm-plugin", "sm-driver"),
+    ("mpathutil", "mpathutil"),
+    ("sm-plugin", "sm-mpath-agent"),
+];
 
 /// With the "smapi" observer on, xapi runs `python3 -m observer <driver> <methodCall>`, and
 /// the observer hands the driver's file to `runpy.run_path`, which cannot run a native
@@ -39,26 +46,35 @@ import sys
 sys.exit(subprocess.call(sys.argv))
 "#;
 
-const USAGE: &str = "usage: cargo xtask dist [--profile PROFILE] [--out DIR]
+const USAGE: &str = "usage: cargo xtask dist [--profile PROFILE] [--out DIR] [--xz LEVEL]
 
-Builds sm-driver and mpathutil for x86_64-unknown-linux-musl (static) with the cargo profile
+Builds sm-driver, mpathutil and sm-mpath-agent for x86_64-unknown-linux-musl (static) with the cargo profile
 PROFILE (default: dist), then the RPM from packaging/sm-rs.spec with rpmbuild, into DIR
 (default: target/dist). Needs the musl target (rustup target add x86_64-unknown-linux-musl),
 musl-gcc and rpmbuild (Debian: musl-tools, rpm); .ci/install.d/20-packaging.sh installs them.";
 
 struct Options {
     profile: String,
+    xz_level: u8,
     out: Option<PathBuf>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>> {
     let mut options = Options {
         profile: "dist".into(),
+        xz_level: 6,
         out: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--profile" => options.profile = args.next().ok_or("--profile needs a value")?,
+            "--xz" => {
+                options.xz_level = args
+                    .next()
+                    .and_then(|l| l.parse().ok())
+                    .filter(|l| (0..=9).contains(l))
+                    .ok_or("--xz needs a level, 0 to 9")?;
+            }
             "--out" => options.out = Some(args.next().ok_or("--out needs a value")?.into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -106,22 +122,33 @@ pub fn run(args: impl Iterator<Item = String>) -> Result<()> {
     fs::copy(built.join("sm-driver"), &driver)?;
     append_tracing_entry(&driver)?;
     fs::copy(built.join("mpathutil"), sources.join("mpathutil"))?;
+    fs::copy(built.join("sm-mpath-agent"), sources.join("sm-mpath-agent"))?;
     let packaging = workspace.join("packaging");
     fs::copy(packaging.join("sm-rs-setup"), sources.join("sm-rs-setup"))?;
+    fs::copy(
+        packaging.join("systemd/sm-mpath-agent.service"),
+        sources.join("sm-mpath-agent.service"),
+    )?;
     fs::copy(
         packaging.join("multipath/sm-rs.conf"),
         sources.join("00-sm-rs.conf"),
     )?;
 
-    let rpm = rpmbuild(&packaging.join("sm-rs.spec"), &topdir, &out)?;
+    let rpm = rpmbuild(
+        &packaging.join("sm-rs.spec"),
+        &topdir,
+        &out,
+        options.xz_level,
+    )?;
     println!("{}", rpm.display());
     eprintln!(
-        "sm-rs RPM: {} ({} bytes); sm-driver {} bytes (with its tracing entry {} bytes), mpathutil {} bytes, profile {}",
+        "sm-rs RPM: {} ({} bytes); sm-driver {} bytes (with its tracing entry {} bytes), mpathutil {} bytes, sm-mpath-agent {} bytes, profile {}",
         rpm.display(),
         size(&rpm)?,
         size(&built.join("sm-driver"))?,
         size(&driver)?,
         size(&built.join("mpathutil"))?,
+        size(&built.join("sm-mpath-agent"))?,
         options.profile,
     );
     Ok(())
@@ -211,7 +238,7 @@ fn append_tracing_entry(driver: &Path) -> Result<()> {
     Ok(())
 }
 
-fn rpmbuild(spec: &Path, topdir: &Path, out: &Path) -> Result<PathBuf> {
+fn rpmbuild(spec: &Path, topdir: &Path, out: &Path, xz_level: u8) -> Result<PathBuf> {
     let version = env!("CARGO_PKG_VERSION");
     let define = |name: &str, value: &Path| format!("{name} {}", value.display());
     let mut command = Command::new("rpmbuild");
@@ -221,6 +248,7 @@ fn rpmbuild(spec: &Path, topdir: &Path, out: &Path) -> Result<PathBuf> {
         .args(["--define", &define("_topdir", topdir)])
         .args(["--define", &define("_sourcedir", &topdir.join("SOURCES"))])
         .args(["--define", &format!("sm_rs_version {version}")])
+        .args(["--define", &format!("sm_rs_xz_level {xz_level}")])
         .arg(spec);
     run_checked(
         &mut command,

@@ -312,13 +312,20 @@ fn dom0_sources(root: &Path, mode: RealStackMode, run_env: &mut Vec<(&str, OsStr
 }
 
 /// The RPM test builds static musl binaries and an RPM, and installs it as root into a
-/// scratch root: rpmbuild, musl-gcc and the musl target, installed as root on first use.
+/// scratch root: rpmbuild, musl-gcc and the musl target, and systemd's tools for the agent's
+/// unit, installed as root on first use.
 fn packaging(root: &Path) -> Verdict {
     let lacking = || -> Vec<&str> {
-        let mut lacking: Vec<&str> = ["rpmbuild", "rpm", "musl-gcc"]
-            .into_iter()
-            .filter(|tool| find_program(tool).is_none())
-            .collect();
+        let mut lacking: Vec<&str> = [
+            "rpmbuild",
+            "rpm",
+            "musl-gcc",
+            "systemctl",
+            "systemd-analyze",
+        ]
+        .into_iter()
+        .filter(|tool| find_program(tool).is_none())
+        .collect();
         let musl = Command::new("rustup")
             .args(["target", "list", "--installed"])
             .output()
