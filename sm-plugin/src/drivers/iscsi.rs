@@ -14,7 +14,7 @@ use crate::drivers::Ctx;
 use crate::drivers::luns::{self, Lun, xml_escape};
 use crate::errors::{Code, SrError};
 use crate::host::iscsiadm::{self, Chap, IscsiError, Node, Portal};
-use crate::host::{initiator, srref, sysfs, udev};
+use crate::host::{initiator, lock, srref, sysfs, udev};
 use crate::multipath::setting::Setting;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ const MPATH_REPLACEMENT_TIMEOUT: &str = "15";
 const DEFAULT_REPLACEMENT_TIMEOUT: &str = "144";
 const STANDARD_REPLACEMENT_TIMEOUT: &str = "120";
 const REPLACEMENT_TIMEOUT: &str = "node.session.timeo.replacement_timeout";
+/// How long a plug waits for xapi's set-iscsi-initiator (or another plug's logins).
+const INITIATOR_WAIT: Duration = Duration::from_secs(120);
 
 /// The device_config of an iSCSI SR.
 #[derive(Debug, Clone)]
@@ -245,6 +247,13 @@ pub fn attach(
     if config.target_iqn.is_none() {
         return Err(missing_target(config));
     }
+    // xapi's set-iscsi-initiator must not change the name between our check and our logins.
+    let _initiator = lock::initiator(&ctx.root, INITIATOR_WAIT).map_err(|e| {
+        SrError::with(
+            Code::ISCSILogin,
+            format!("taking the initiator name lock of set-iscsi-initiator: {e}"),
+        )
+    })?;
     ensure_initiator(ctx)?;
     let (nodes, failures) = discover_all(config);
     let nodes: Vec<Node> = nodes.into_iter().filter(|n| config.wants(&n.iqn)).collect();
@@ -276,12 +285,62 @@ pub fn attach(
         ));
     }
     let targets: BTreeSet<String> = chosen.iter().map(|n| n.iqn.clone()).collect();
+    // Counted as a user before the login, not after as stock does: a stock detach between a
+    // login and the count would see no user and log out the session we are about to use.
     for iqn in &targets {
-        set_replacement_timeout(iqn, &chosen, setting.multipath())?;
+        srref::add(&ctx.root, iqn, sr_uuid).map_err(|e| {
+            SrError::with(
+                Code::SMGeneral,
+                format!("recording {} as a user of {iqn}: {e}", user_name(sr_uuid)),
+            )
+        })?;
+    }
+    let logged_in = match log_in(config, setting, &targets, &chosen) {
+        Ok(logged_in) => logged_in,
+        Err(e) => {
+            let none = BTreeSet::new();
+            let_go(ctx, targets.difference(&none), sr_uuid);
+            return Err(e);
+        }
+    };
+    let_go(ctx, targets.difference(&logged_in), sr_uuid);
+    // A login makes the kernel scan the target; let udev make the links.
+    udev::settle(Duration::from_secs(30));
+    wait_for_sessions(ctx, &logged_in);
+    Ok(logged_in.into_iter().collect())
+}
+
+/// The name of a user of a target in messages: an SR, or a call of ours.
+fn user_name(user: &str) -> String {
+    match user.split_once(" sm-rs ") {
+        Some((_, call)) => format!("this call ({call})"),
+        None => format!("SR {user}"),
+    }
+}
+
+/// Drops the user from targets it did not log in to (no logout: it made no session).
+fn let_go<'a>(ctx: &Ctx<'_>, targets: impl Iterator<Item = &'a String>, user: &str) {
+    for iqn in targets {
+        if let Err(e) = srref::remove(&ctx.root, iqn, user) {
+            tracing::warn!("dropping {} as a user of {iqn}: {e}", user_name(user));
+        }
+    }
+}
+
+/// Sets the timeouts and CHAP of the chosen nodes and logs in to them; the targets logged in
+/// to (at least one).
+fn log_in(
+    config: &Config,
+    setting: Setting,
+    targets: &BTreeSet<String>,
+    chosen: &[&Node],
+) -> Result<BTreeSet<String>, SrError> {
+    for iqn in targets {
+        set_replacement_timeout(iqn, chosen, setting.multipath())?;
     }
     let mut logged_in = BTreeSet::new();
     let mut login_failures = Vec::new();
-    for node in &chosen {
+    for node in chosen {
         let result = set_chap(node, config.chap.as_ref())
             .and_then(|()| iscsiadm::login(&node.iqn, &node.portal));
         match result {
@@ -316,18 +375,7 @@ pub fn attach(
             .collect();
         return Err(SrError::with(code, detail.join("; ")));
     }
-    for iqn in &logged_in {
-        srref::add(&ctx.root, iqn, sr_uuid).map_err(|e| {
-            SrError::with(
-                Code::SMGeneral,
-                format!("recording SR {sr_uuid} as a user of {iqn}: {e}"),
-            )
-        })?;
-    }
-    // A login makes the kernel scan the target; let udev make the links.
-    udev::settle(Duration::from_secs(30));
-    wait_for_sessions(ctx, &logged_in);
-    Ok(logged_in.into_iter().collect())
+    Ok(logged_in)
 }
 
 fn wait_for_sessions(ctx: &Ctx<'_>, targets: &BTreeSet<String>) {
@@ -442,12 +490,28 @@ pub fn detach(ctx: &Ctx<'_>, targets: &[String], sr_uuid: &str) -> Result<(), Sr
     }
 }
 
-/// The sessions to the given targets.
-pub fn session_count(ctx: &Ctx<'_>, targets: &[String]) -> usize {
-    sysfs::iscsi_sessions(&ctx.root)
+/// The PBD's `iscsi_sessions`: the sessions each LUN is reached by, which is its target's.
+/// XenCenter paints a LUN's row red when its path count is below this number, so the total
+/// over several targets (`targetIQN=*`, a target per LUN) would paint healthy LUNs red.
+/// `None` when the targets have different counts: no one number is right for every LUN.
+pub fn sessions_to_publish(ctx: &Ctx<'_>, targets: &[String]) -> Option<usize> {
+    let sessions = sysfs::iscsi_sessions(&ctx.root);
+    let per_target: BTreeSet<usize> = targets
         .iter()
-        .filter(|s| targets.contains(&s.target_iqn))
-        .count()
+        .map(|t| sessions.iter().filter(|s| &s.target_iqn == t).count())
+        .collect();
+    match per_target.len() {
+        0 => Some(0),
+        1 => per_target.into_iter().next(),
+        _ => {
+            tracing::info!(
+                "not publishing iscsi_sessions: the SR's {} targets have different session \
+                 counts ({per_target:?})",
+                targets.len()
+            );
+            None
+        }
+    }
 }
 
 /// The LUNs behind the sessions to the given targets.
@@ -492,7 +556,7 @@ pub fn probe(ctx: &Ctx<'_>, setting: Setting) -> Result<Vec<Lun>, SrError> {
         return Err(missing_target(&config));
     }
     // The probe logs in under its own name, so a plugged SR on the target stays logged in.
-    let probe_user = format!("probe-{}", std::process::id());
+    let probe_user = srref::call_user("probe");
     let targets = attach(ctx, &config, setting, &probe_user)?;
     let found = luns(ctx, &targets, &config.filter);
     if let Err(e) = detach(ctx, &targets, &probe_user) {

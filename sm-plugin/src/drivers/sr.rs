@@ -142,8 +142,7 @@ fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
             }
         }
         if ctx.sr_type == SrType::Iscsi {
-            let sessions = iscsi::session_count(ctx, &plugged.targets);
-            keys.put(counts::ISCSI_SESSIONS, &sessions.to_string())?;
+            publish_sessions(ctx, &mut keys, plugged)?;
         }
     }
     let sm_config = xapi.sr_sm_config(sr_ref)?;
@@ -249,8 +248,11 @@ pub fn probe(ctx: &Ctx<'_>) -> Result<Value, SrError> {
 /// The SRs of this type that use the same LUNs or target (`<SRlist>`).
 fn srlist(ctx: &Ctx<'_>) -> Result<String, SrError> {
     let mut xml = String::from("<?xml version=\"1.0\" ?>\n<SRlist>\n");
-    for (_, record) in ctx.xapi()?.all_srs()? {
-        if record.sr_type != ctx.sr_type.as_str() || !same_storage(ctx, &record.sm_config) {
+    let portals = StoragePortals::read(ctx)?;
+    for (sr_ref, record) in ctx.xapi()?.all_srs()? {
+        if record.sr_type != ctx.sr_type.as_str()
+            || !same_storage(ctx, &record.sm_config, portals.of(&sr_ref))
+        {
             continue;
         }
         xml.push_str(&format!(
@@ -268,11 +270,61 @@ fn srlist(ctx: &Ctx<'_>) -> Result<String, SrError> {
     Ok(xml)
 }
 
-/// Whether an existing SR's `sm_config` describes the storage this call names.
-fn same_storage(ctx: &Ctx<'_>, sm_config: &BTreeMap<String, String>) -> bool {
+/// The portal addresses each iSCSI SR names: its `sm_config:target` and the
+/// `device_config:target` lists of its PBDs.
+struct StoragePortals(BTreeMap<String, BTreeSet<String>>);
+
+impl StoragePortals {
+    fn read(ctx: &Ctx<'_>) -> Result<Self, SrError> {
+        let mut by_sr: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        if ctx.sr_type == SrType::Iscsi {
+            for (_, pbd) in ctx.xapi()?.all_pbds()? {
+                if let Some(targets) = pbd.device_config.get("target") {
+                    by_sr
+                        .entry(pbd.sr.as_str().to_string())
+                        .or_default()
+                        .extend(portal_addresses(targets));
+                }
+            }
+        }
+        Ok(Self(by_sr))
+    }
+
+    fn of<T>(&self, sr: &Ref<T>) -> Option<&BTreeSet<String>> {
+        self.0.get(sr.as_str())
+    }
+}
+
+fn portal_addresses(targets: &str) -> impl Iterator<Item = String> + '_ {
+    targets
+        .split(',')
+        .filter_map(|t| crate::host::iscsiadm::Portal::parse(t, 3260))
+        .map(|p| p.address)
+}
+
+/// Whether an existing SR (its `sm_config`, and the portals its PBDs name) is the storage
+/// this call names. iSCSI: the same target IQN through a portal both name. The IQN alone
+/// is not enough: `targetIQN=*` names every target of an array, and arrays of one make
+/// often ship the same default IQN.
+fn same_storage(
+    ctx: &Ctx<'_>,
+    sm_config: &BTreeMap<String, String>,
+    their_portals: Option<&BTreeSet<String>>,
+) -> bool {
     match ctx.sr_type {
         SrType::Iscsi => {
-            sm_config.get("targetIQN").map(String::as_str) == ctx.call.config("targetIQN")
+            if sm_config.get("targetIQN").map(String::as_str) != ctx.call.config("targetIQN") {
+                return false;
+            }
+            let theirs: BTreeSet<&str> = sm_config
+                .get("target")
+                .map(String::as_str)
+                .into_iter()
+                .chain(their_portals.into_iter().flatten().map(String::as_str))
+                .collect();
+            ctx.call
+                .config("target")
+                .is_some_and(|t| portal_addresses(t).any(|a| theirs.contains(a.as_str())))
         }
         SrType::Hba => {
             sm_config.get("SCSIid").map(String::as_str).unwrap_or("")
@@ -284,10 +336,11 @@ fn same_storage(ctx: &Ctx<'_>, sm_config: &BTreeMap<String, String>) -> bool {
 pub fn create(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let sr_ref = ctx.sr_ref()?;
     let xapi = ctx.xapi()?;
+    let portals = StoragePortals::read(ctx)?;
     for (other, record) in xapi.all_srs()? {
         if other.as_str() != sr_ref
             && record.sr_type == ctx.sr_type.as_str()
-            && same_storage(ctx, &record.sm_config)
+            && same_storage(ctx, &record.sm_config, portals.of(&other))
         {
             return Err(SrError::with(
                 Code::SRInUse,
@@ -304,7 +357,7 @@ pub fn create(ctx: &Ctx<'_>) -> Result<(), SrError> {
     match ctx.sr_type {
         SrType::Iscsi => {
             let config = iscsi::Config::read(ctx)?;
-            let probe_user = format!("create-{}", std::process::id());
+            let probe_user = srref::call_user("create");
             let targets = iscsi::attach(ctx, &config, ctx.setting()?, &probe_user)?;
             iscsi::detach(ctx, &targets, &probe_user)?;
             sm_config.push(("datatype", "ISCSI".into()));
@@ -362,10 +415,22 @@ pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
         }
     }
     if ctx.sr_type == SrType::Iscsi {
-        let sessions = iscsi::session_count(ctx, &plugged.targets);
-        keys.put(counts::ISCSI_SESSIONS, &sessions.to_string())?;
+        publish_sessions(ctx, &mut keys, &plugged)?;
     }
     Ok(())
+}
+
+/// `iscsi_sessions`, or none where one number would mislead (see
+/// [`iscsi::sessions_to_publish`]).
+fn publish_sessions<X: crate::publish::Blocking>(
+    ctx: &Ctx<'_>,
+    keys: &mut PbdKeys<'_, X>,
+    plugged: &Attached,
+) -> Result<(), SrError> {
+    match iscsi::sessions_to_publish(ctx, &plugged.targets) {
+        Some(n) => keys.put(counts::ISCSI_SESSIONS, &n.to_string()),
+        None => keys.remove(counts::ISCSI_SESSIONS),
+    }
 }
 
 pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {

@@ -5,6 +5,7 @@
 //! secrets go to iscsiadm as [`Program::secret`] arguments: passed, never shown.
 
 use crate::host::command::{CommandError, Output, Program};
+use mpathutil::HostRoot;
 use std::fmt;
 use std::time::Duration;
 
@@ -108,6 +109,8 @@ impl fmt::Debug for Chap {
 pub enum IscsiError {
     #[error(transparent)]
     NotRun(#[from] CommandError),
+    #[error("`{command}` not run: stock sm's iscsiadm lock: {why}")]
+    Locked { command: String, why: String },
     #[error("`{command}` failed with exit {status}: {said}")]
     Failed {
         command: String,
@@ -120,7 +123,7 @@ impl IscsiError {
     pub fn status(&self) -> Option<i32> {
         match self {
             Self::Failed { status, .. } => Some(*status),
-            Self::NotRun(_) => None,
+            Self::NotRun(_) | Self::Locked { .. } => None,
         }
     }
 }
@@ -130,6 +133,13 @@ fn iscsiadm() -> Program {
 }
 
 fn run(program: &Program, ok: &[i32]) -> Result<Output, IscsiError> {
+    // As stock: no two iscsiadm runs of stock and ours at once (see `lock::stock_iscsiadm`).
+    let _stock = crate::host::lock::stock_iscsiadm(&HostRoot::from_env(), TIMEOUT).map_err(
+        |e| IscsiError::Locked {
+            command: program.shown(),
+            why: e.to_string(),
+        },
+    )?;
     let out = program.run(TIMEOUT)?;
     if out.status == 0 || ok.contains(&out.status) {
         Ok(out)
