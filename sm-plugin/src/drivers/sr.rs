@@ -460,6 +460,7 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
     // A VDI is its LUN: its location is the SCSIid (whatever uuid an older version gave it).
     let known: BTreeMap<&str, &LunVdi> =
         existing.iter().map(|v| (v.location.as_str(), v)).collect();
+    publish_sizes(ctx, &ours, &known)?;
     let mut wanted = BTreeSet::new();
     for lun in &ours {
         match known.get(lun.scsiid.as_str()) {
@@ -541,6 +542,24 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
         }
     }
     Ok(())
+}
+
+/// The SR's size, as stock LUN-per-VDI SRs set it at a scan (XenCenter shows it): the
+/// LUNs that are the SR's. Used (and allocated): the LUNs claimed as VDIs. Stock adds the
+/// claimed LUNs to the size once more, so a fully claimed SR shows 200 % used; we do not.
+fn publish_sizes(
+    ctx: &Ctx<'_>,
+    ours: &[Lun],
+    known: &BTreeMap<&str, &LunVdi>,
+) -> Result<(), SrError> {
+    let bytes = |lun: &Lun| i64::try_from(lun.size_bytes).unwrap_or(i64::MAX);
+    let size = ours.iter().map(bytes).fold(0i64, i64::saturating_add);
+    let used = ours
+        .iter()
+        .filter(|l| known.get(l.scsiid.as_str()).is_some_and(|v| v.managed))
+        .map(bytes)
+        .fold(0i64, i64::saturating_add);
+    ctx.xapi()?.set_sr_sizes(ctx.sr_ref()?, size, used, used)
 }
 
 /// The VDI record of a LUN: `managed` when claimed by the administrator, else only listed.

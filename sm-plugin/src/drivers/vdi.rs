@@ -13,7 +13,7 @@ use crate::drivers::luns::{self};
 use crate::drivers::xapi::LunVdi;
 use crate::drivers::{Ctx, SrType, iscsi, sr};
 use crate::errors::{Code, SrError};
-use crate::host::attached;
+use crate::host::{attached, scheduler};
 use crate::host::inuse::{Registry, Stage};
 use crate::multipath::activation::LunUse;
 use crate::multipath::counts::{self, PbdKeys};
@@ -52,6 +52,16 @@ fn lun_use(ctx: &Ctx<'_>, scsiid: &str) -> Result<LunUse, SrError> {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| luns::vdi_uuid(scsiid)),
     })
+}
+
+/// The elevator of the LUN's disks, as stock sets it (see [`scheduler`]).
+fn set_schedulers(ctx: &Ctx<'_>, plugged: &attached::Attached, scsiid: &str) {
+    if let Some(lun) = sr::luns_of(ctx, plugged)
+        .into_iter()
+        .find(|l| l.scsiid == scsiid)
+    {
+        scheduler::set_paths(&ctx.root, scsiid, &lun.paths);
+    }
 }
 
 /// xapi's attach struct.
@@ -137,6 +147,7 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_ours(ctx, &plugged, &scsiid)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
+    set_schedulers(ctx, &plugged, &scsiid);
     if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &scsiid) {
         // The device is attached; a count xapi did not take must not fail the VM's start
         // (the agent publishes it again).
@@ -430,6 +441,7 @@ pub fn attach_from_config(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_lun(ctx, &plugged, &scsiid, false)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
+    set_schedulers(ctx, &plugged, &scsiid);
     Ok(attach_result(&active.device, &lun.vdi_uuid))
 }
 

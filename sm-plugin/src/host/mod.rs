@@ -11,6 +11,7 @@ pub mod inuse;
 pub mod iscsiadm;
 pub mod lock;
 pub mod log;
+pub mod scheduler;
 pub mod srref;
 pub mod sysfs;
 pub mod udev;
