@@ -303,9 +303,9 @@ fn portal_addresses(targets: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// Whether an existing SR (its `sm_config`, and the portals its PBDs name) is the storage
-/// this call names. iSCSI: the same target IQN through a portal both name. The IQN alone
-/// is not enough: `targetIQN=*` names every target of an array, and arrays of one make
-/// often ship the same default IQN.
+/// this call names. iSCSI: the same target IQN (as stock: an IQN names one target in the
+/// world); for `targetIQN=*`, which names every target behind a portal, the same IQN and a
+/// portal both name, so wildcard SRs on different arrays are different storage.
 fn same_storage(
     ctx: &Ctx<'_>,
     sm_config: &BTreeMap<String, String>,
@@ -313,8 +313,12 @@ fn same_storage(
 ) -> bool {
     match ctx.sr_type {
         SrType::Iscsi => {
-            if sm_config.get("targetIQN").map(String::as_str) != ctx.call.config("targetIQN") {
+            let iqn = ctx.call.config("targetIQN");
+            if sm_config.get("targetIQN").map(String::as_str) != iqn {
                 return false;
+            }
+            if iqn != Some("*") {
+                return true;
             }
             let theirs: BTreeSet<&str> = sm_config
                 .get("target")

@@ -75,6 +75,112 @@ pub struct Kernel {
     pub root: PathBuf,
     pub mpd: Arc<MultipathdSim>,
     pub iscsi: Arc<Mutex<Iscsi>>,
+    pub gates: Arc<Gates>,
+}
+
+/// Programs held at their start until a test lets them go, so a test can run something
+/// else at a chosen point of a driver call (no timing involved).
+#[derive(Default)]
+pub struct Gates {
+    state: Mutex<Vec<GateState>>,
+    changed: std::sync::Condvar,
+}
+
+struct GateState {
+    id: usize,
+    program: String,
+    args_contain: String,
+    /// The argv of the run it holds, once one arrived.
+    holding: Option<Vec<String>>,
+    open: bool,
+}
+
+/// One gate: the first run of `program` whose argv contains `args_contain` waits at it.
+pub struct Gate {
+    gates: Arc<Gates>,
+    id: usize,
+}
+
+/// How long a test waits for a gate before it gives up (a safety net against a hung test,
+/// never an assertion about time).
+const GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Gates {
+    pub fn add(self: &Arc<Self>, program: &str, args_contain: &str) -> Gate {
+        let mut state = lock(&self.state);
+        let id = state.len();
+        state.push(GateState {
+            id,
+            program: program.into(),
+            args_contain: args_contain.into(),
+            holding: None,
+            open: false,
+        });
+        Gate {
+            gates: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Holds a run at the first closed gate that matches it, until the gate opens.
+    fn pass(&self, request: &Request) {
+        let argv = request.args.join(" ");
+        let mut state = lock(&self.state);
+        let Some(id) = state
+            .iter()
+            .find(|g| {
+                !g.open
+                    && g.holding.is_none()
+                    && g.program == request.program
+                    && argv.contains(&g.args_contain)
+            })
+            .map(|g| g.id)
+        else {
+            return;
+        };
+        state[id].holding = Some(request.args.clone());
+        self.changed.notify_all();
+        while !state[id].open {
+            state = match self.changed.wait_timeout(state, GATE_PATIENCE) {
+                Ok((s, t)) if t.timed_out() => {
+                    let mut s = s;
+                    s[id].open = true;
+                    s
+                }
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+impl Gate {
+    /// Waits until a run arrived at the gate; its argv.
+    pub fn reached(&self) -> Option<Vec<String>> {
+        let mut state = lock(&self.gates.state);
+        loop {
+            if let Some(argv) = &state[self.id].holding {
+                return Some(argv.clone());
+            }
+            state = match self.gates.changed.wait_timeout(state, GATE_PATIENCE) {
+                Ok((_, t)) if t.timed_out() => return None,
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Lets the held run (and any later one) through.
+    pub fn open(&self) {
+        lock(&self.gates.state)[self.id].open = true;
+        self.gates.changed.notify_all();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +270,7 @@ fn default_node() -> BTreeMap<String, String> {
 impl Kernel {
     /// Runs one program.
     pub fn run(&self, request: &Request) -> Reply {
+        self.gates.pass(request);
         lock(&self.iscsi)
             .runs
             .push((request.program.clone(), request.args.clone()));

@@ -18,7 +18,7 @@ pub mod udev;
 
 use crate::fabric::Fabric;
 use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, World};
-use kernel::{Iscsi, Kernel, Request};
+use kernel::{Gate, Gates, Iscsi, Kernel, Request};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,7 @@ pub struct HostSim {
     root: PathBuf,
     mpd: Arc<MultipathdSim>,
     pub iscsi: Arc<Mutex<Iscsi>>,
+    gates: Arc<Gates>,
     udev_held: Arc<AtomicBool>,
     syslog: syslog::Syslog,
     stop: Arc<AtomicBool>,
@@ -73,9 +74,16 @@ impl HostSim {
             "dev/mapper",
             "dev/disk/by-id",
             "etc/multipath",
-            "run",
+            "run/lock",
+            "var",
         ] {
             std::fs::create_dir_all(root.join(dir))?;
+        }
+        // As on a dom0: stock sm writes `/var/run/sr-ref` and `/var/lock/sm`, we `/run/…`.
+        for (link, to) in [("var/run", "../run"), ("var/lock", "../run/lock")] {
+            if std::fs::symlink_metadata(root.join(link)).is_err() {
+                std::os::unix::fs::symlink(to, root.join(link))?;
+            }
         }
         let mut daemon = spec.daemon.clone();
         daemon.wwids_file = Some(root.join("etc/multipath/wwids"));
@@ -87,10 +95,12 @@ impl HostSim {
         }));
         let syslog = syslog::Syslog::start(&root)?;
         let iscsi = Arc::new(Mutex::new(Iscsi::default()));
+        let gates = Arc::new(Gates::default());
         let kernel = Arc::new(Kernel {
             root: root.clone(),
             mpd: Arc::clone(&mpd),
             iscsi: Arc::clone(&iscsi),
+            gates: Arc::clone(&gates),
         });
         let socket = root.join(relay::SOCKET);
         let _ = std::fs::remove_file(&socket);
@@ -107,6 +117,7 @@ impl HostSim {
             root,
             mpd,
             iscsi,
+            gates,
             udev_held,
             syslog,
             stop,
@@ -190,6 +201,12 @@ impl HostSim {
         if !held {
             self.mpd.with(|_| {});
         }
+    }
+
+    /// Holds the first run of `program` (`iscsiadm`, `udevadm`, `systemctl`) whose argv
+    /// contains `args_contain` until the returned gate opens (or is dropped).
+    pub fn gate(&self, program: &str, args_contain: &str) -> Gate {
+        self.gates.add(program, args_contain)
     }
 
     /// An iSCSI target that demands CHAP.
