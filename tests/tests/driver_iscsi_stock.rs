@@ -19,8 +19,8 @@ use sm_testkit::xapi_sim::sm_exec::SmCall;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use xenapi::refs::Sr;
 use xenapi::Ref;
+use xenapi::refs::Sr;
 
 const PEER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -219,7 +219,12 @@ fn finish(mut child: Child, mut stderr: BufReader<std::process::ChildStderr>) ->
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     (out, rest)
 }
@@ -235,14 +240,20 @@ fn stocks_iscsiadm_lock_holds_our_iscsiadm_back() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let line = wait_for_line(
         &mut stderr,
-        &["waiting for the lock", "var/lock/sm/iscsiadm/isciadm_running"],
+        &[
+            "waiting for the lock",
+            "var/lock/sm/iscsiadm/isciadm_running",
+        ],
     );
     assert_eq!(iscsiadm_runs(&lab), 0, "{line}");
     stock.release();
     let (out, rest) = finish(child, stderr);
     // The probe went on: it lists the LUN (fault 107).
     assert!(out.contains("<i4>107</i4>"), "{out}");
-    assert!(rest.contains(&format!("<SCSIid>{}</SCSIid>", lun(0))), "{rest}");
+    assert!(
+        rest.contains(&format!("<SCSIid>{}</SCSIid>", lun(0))),
+        "{rest}"
+    );
     assert!(iscsiadm_runs(&lab) > 0);
     // Our process let go of it: a stock process gets it at once.
     let free = peer_run(&lab, &["try-iscsiadm-lock"]);
@@ -285,8 +296,14 @@ fn set_iscsi_initiators_lock_and_our_logins_exclude_each_other() {
     login.open();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     finish(child, stderr);
-    assert_eq!(last_event(&peer_run(&lab, &["try-initiator-lock"]))["free"], true);
-    assert_eq!(last_event(&peer_run(&lab, &["try-iscsiadm-lock"]))["free"], true);
+    assert_eq!(
+        last_event(&peer_run(&lab, &["try-initiator-lock"]))["free"],
+        true
+    );
+    assert_eq!(
+        last_event(&peer_run(&lab, &["try-iscsiadm-lock"]))["free"],
+        true
+    );
 }
 
 /// Item 8: a stock SR shares the target. From the moment our probe logs in, a stock detach
@@ -307,7 +324,11 @@ fn a_stock_detach_never_logs_out_a_session_our_probe_uses() {
     let login = sim.gate("iscsiadm", "-l");
     let settle = sim.gate("udevadm", "settle");
     let mut child = lab
-        .spawn_driver(0, "lunoiscsi", &probe_call(&lab, "192.0.2.101", ISCSI_TARGET))
+        .spawn_driver(
+            0,
+            "lunoiscsi",
+            &probe_call(&lab, "192.0.2.101", ISCSI_TARGET),
+        )
         .unwrap();
     let probe_line = format!(" sm-rs probe pid={}", child.id());
     // The probe is logging in: the stock SR goes, the session stays.
@@ -334,7 +355,10 @@ fn a_stock_detach_never_logs_out_a_session_our_probe_uses() {
     let (out, rest) = finish(child, stderr);
     assert!(out.contains("<i4>107</i4>"), "{out}");
     for i in 0..2 {
-        assert!(rest.contains(&format!("<SCSIid>{}</SCSIid>", lun(i))), "{rest}");
+        assert!(
+            rest.contains(&format!("<SCSIid>{}</SCSIid>", lun(i))),
+            "{rest}"
+        );
     }
     // The probe was the last user: logged out, the count gone, as stock leaves it.
     assert!(sim.iscsi_sessions().is_empty());
@@ -369,7 +393,11 @@ fn our_plugged_sr_and_a_stock_sr_on_one_target_keep_each_other() {
         &["attach", ISCSI_TARGET, "192.0.2.101:3260", STOCK_SR],
     );
     lab.unplug(0, &sr).unwrap();
-    assert_eq!(sim.iscsi_sessions().len(), 2, "the stock SR still uses them");
+    assert_eq!(
+        sim.iscsi_sessions().len(),
+        2,
+        "the stock SR still uses them"
+    );
     let detached = peer_run(&lab, &["detach", ISCSI_TARGET, STOCK_SR]);
     assert_eq!(last_event(&detached)["event"], "logged-out", "{detached:?}");
     assert!(sim.iscsi_sessions().is_empty());
@@ -392,9 +420,15 @@ fn xencenter_multipath_rows(db: &Db, sr: &str) -> Vec<(String, String, bool)> {
     let counts = |text: &str| -> Option<(i64, i64)> {
         // \[(\d+)L?,\s(\d+)L?
         let rest = &text[text.find('[')? + 1..];
-        let digits = |s: &str| s.chars().take_while(char::is_ascii_digit).collect::<String>();
+        let digits = |s: &str| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        };
         let current = digits(rest);
-        let rest = rest[current.len()..].strip_prefix('L').unwrap_or(&rest[current.len()..]);
+        let rest = rest[current.len()..]
+            .strip_prefix('L')
+            .unwrap_or(&rest[current.len()..]);
         let rest = rest.strip_prefix(',')?;
         let rest = rest.strip_prefix(|c: char| c.is_whitespace())?;
         let max = digits(rest);
@@ -433,7 +467,11 @@ fn xencenter_multipath_rows(db: &Db, sr: &str) -> Vec<(String, String, bool)> {
                         continue;
                     };
                     for vbd in db.vbds.values().filter(|b| &b.vdi == vdi_ref) {
-                        if db.vms.get(&vbd.vm).is_some_and(|vm| vm.power_state == "Running") {
+                        if db
+                            .vms
+                            .get(&vbd.vm)
+                            .is_some_and(|vm| vm.power_state == "Running")
+                        {
                             by_vm
                                 .entry(vbd.vm.clone())
                                 .or_default()
@@ -567,9 +605,8 @@ fn wildcard_srs_are_the_same_storage_only_through_the_same_portal() {
         .unwrap_err();
     assert_eq!(dup.code, "SR_DEVICE_IN_USE", "{dup}");
     // Each SR lists its own array's LUNs.
-    let locations = |sr: &Ref<Sr>| -> Vec<String> {
-        lab.vdis(sr).into_iter().map(|(_, _, l)| l).collect()
-    };
+    let locations =
+        |sr: &Ref<Sr>| -> Vec<String> { lab.vdis(sr).into_iter().map(|(_, _, l)| l).collect() };
     assert_eq!(locations(&first), vec![lun(0), lun(1)]);
     assert_eq!(locations(&second), vec![second_lun(0), second_lun(1)]);
 }
@@ -591,11 +628,16 @@ fn size_inquiry_pages_and_scheduler_as_stock_sets_them() {
     let size = |lab: &Lab| {
         let db = lab.xapi.db();
         let row = &db.srs[sr.as_str()];
-        (row.physical_size, row.physical_utilisation, row.virtual_allocation)
+        (
+            row.physical_size,
+            row.physical_utilisation,
+            row.virtual_allocation,
+        )
     };
     assert_eq!(size(&lab), (32 << 30, 0, 0));
     let vdi = lab.claim(&sr, &lun(1)).unwrap();
-    lab.block_on(xenapi::api::sr::scan(&lab.session, &sr)).unwrap();
+    lab.block_on(xenapi::api::sr::scan(&lab.session, &sr))
+        .unwrap();
     assert_eq!(size(&lab), (32 << 30, 16 << 30, 16 << 30));
 
     let scheduler = |disk: &str| {
@@ -615,7 +657,11 @@ fn size_inquiry_pages_and_scheduler_as_stock_sets_them() {
     });
     assert_eq!(paths.len(), 2);
     for p in &paths {
-        assert!(scheduler(p).starts_with("[mq-deadline]"), "{}", scheduler(p));
+        assert!(
+            scheduler(p).starts_with("[mq-deadline]"),
+            "{}",
+            scheduler(p)
+        );
     }
     lab.attach(0, &vdi).unwrap();
     for p in &paths {

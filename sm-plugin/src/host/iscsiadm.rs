@@ -134,12 +134,13 @@ fn iscsiadm() -> Program {
 
 fn run(program: &Program, ok: &[i32]) -> Result<Output, IscsiError> {
     // As stock: no two iscsiadm runs of stock and ours at once (see `lock::stock_iscsiadm`).
-    let _stock = crate::host::lock::stock_iscsiadm(&HostRoot::from_env(), TIMEOUT).map_err(
-        |e| IscsiError::Locked {
-            command: program.shown(),
-            why: e.to_string(),
-        },
-    )?;
+    let _stock =
+        crate::host::lock::stock_iscsiadm(&HostRoot::from_env(), TIMEOUT).map_err(|e| {
+            IscsiError::Locked {
+                command: program.shown(),
+                why: e.to_string(),
+            }
+        })?;
     let out = program.run(TIMEOUT)?;
     if out.status == 0 || ok.contains(&out.status) {
         Ok(out)

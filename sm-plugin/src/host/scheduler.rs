@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn none_is_chosen_and_a_chosen_one_is_left() {
-        assert_eq!(chosen("[mq-deadline] kyber bfq none\n"), Some("mq-deadline"));
+        assert_eq!(
+            chosen("[mq-deadline] kyber bfq none\n"),
+            Some("mq-deadline")
+        );
         assert_eq!(chosen("noop deadline [cfq]"), Some("cfq"));
         assert_eq!(chosen("none\n"), Some("none"));
         let dir = tempfile::tempdir().unwrap();

@@ -207,7 +207,9 @@ mod tests {
         dead.wait().unwrap();
         let path = root.path("/run/sr-ref").join(iqn);
         let mut text = fs::read_to_string(&path).unwrap();
-        text.push_str(&format!("{B} sm-rs create pid={dead_pid}\ncreate-{dead_pid}\n"));
+        text.push_str(&format!(
+            "{B} sm-rs create pid={dead_pid}\ncreate-{dead_pid}\n"
+        ));
         fs::write(&path, text).unwrap();
         assert_eq!(remove(&root, iqn, A).unwrap(), 1);
         assert_eq!(fs::read_to_string(&path).unwrap(), format!("{probe}\n"));

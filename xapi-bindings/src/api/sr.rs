@@ -170,8 +170,7 @@ pub async fn set_sizes(
         ("SR.set_physical_size", physical_size),
         ("SR.set_physical_utilisation", physical_utilisation),
     ] {
-        s.call_void(method, vec![sr.into(), value.into()])
-            .await?;
+        s.call_void(method, vec![sr.into(), value.into()]).await?;
     }
     Ok(())
 }
