@@ -248,7 +248,7 @@ pub fn attach(
         return Err(missing_target(config));
     }
     // xapi's set-iscsi-initiator must not change the name between our check and our logins.
-    let _initiator = lock::initiator(&ctx.root, INITIATOR_WAIT).map_err(|e| {
+    let initiator_lock = lock::initiator(&ctx.root, INITIATOR_WAIT).map_err(|e| {
         SrError::with(
             Code::ISCSILogin,
             format!("taking the initiator name lock of set-iscsi-initiator: {e}"),
@@ -304,6 +304,7 @@ pub fn attach(
         }
     };
     let_go(ctx, targets.difference(&logged_in), sr_uuid);
+    drop(initiator_lock);
     // A login makes the kernel scan the target; let udev make the links.
     udev::settle(Duration::from_secs(30));
     wait_for_sessions(ctx, &logged_in);
