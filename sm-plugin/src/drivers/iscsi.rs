@@ -298,8 +298,7 @@ pub fn attach(
     let logged_in = match log_in(config, setting, &targets, &chosen) {
         Ok(logged_in) => logged_in,
         Err(e) => {
-            let none = BTreeSet::new();
-            let_go(ctx, targets.difference(&none), sr_uuid);
+            let_go(ctx, targets.iter(), sr_uuid);
             return Err(e);
         }
     };
