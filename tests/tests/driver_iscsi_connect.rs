@@ -164,7 +164,11 @@ fn multipathed_plug_skips_and_names_the_silent_portals() {
     multipath_on(&lab, 0);
     let target = four.live[0].to_string();
     let sr = lab
-        .create_sr("lunoiscsi", "four", &[("target", &target), ("targetIQN", TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "four",
+            &[("target", &target), ("targetIQN", TARGET)],
+        )
         .unwrap();
     let took = replug(&lab, &sr);
     eprintln!("plug of {target} (multipath) took {} ms", took.as_millis());
@@ -200,7 +204,11 @@ fn a_target_given_by_name_with_multipathing() {
     multipath_on(&lab, 0);
     let target = format!("localhost:{}", four.live[0].port());
     let sr = lab
-        .create_sr("lunoiscsi", "four", &[("target", &target), ("targetIQN", TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "four",
+            &[("target", &target), ("targetIQN", TARGET)],
+        )
         .unwrap();
     let took = replug(&lab, &sr);
     eprintln!("plug of {target} (multipath) took {} ms", took.as_millis());
@@ -216,10 +224,17 @@ fn a_target_given_by_name_without_multipathing() {
     let lab = four.lab(None);
     let target = format!("localhost:{}", four.live[0].port());
     let sr = lab
-        .create_sr("lunoiscsi", "four", &[("target", &target), ("targetIQN", TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "four",
+            &[("target", &target), ("targetIQN", TARGET)],
+        )
         .unwrap();
     let took = replug(&lab, &sr);
-    eprintln!("plug of {target} (no multipath) took {} ms", took.as_millis());
+    eprintln!(
+        "plug of {target} (no multipath) took {} ms",
+        took.as_millis()
+    );
     // The name stands for 127.0.0.1: that portal alone, as without a name.
     assert_eq!(sessions(&lab), vec![four.live[0].to_string()]);
     assert_eq!(lab.pbd_other_config(0, &sr)["iscsi_sessions"], "1");
@@ -232,7 +247,11 @@ fn a_silent_configured_portal_is_skipped_for_the_next() {
     // The first portal named never answers: without multipathing the next one is used.
     let target = format!("{},{}", four.silent[0], four.live[1]);
     let sr = lab
-        .create_sr("lunoiscsi", "four", &[("target", &target), ("targetIQN", TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "four",
+            &[("target", &target), ("targetIQN", TARGET)],
+        )
         .unwrap();
     assert_eq!(sessions(&lab), vec![four.live[1].to_string()]);
     replug(&lab, &sr);
@@ -250,7 +269,11 @@ fn no_portal_answers_a_clear_error_naming_each() {
     let lab = four.lab(None);
     let target = format!("{},{}", four.silent[0], four.silent[1]);
     let failed = lab
-        .create_sr("lunoiscsi", "four", &[("target", &target), ("targetIQN", TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "four",
+            &[("target", &target), ("targetIQN", TARGET)],
+        )
         .unwrap_err();
     assert_eq!(failed.code, "SR_BACKEND_FAILURE_141", "{failed}");
     for portal in &four.silent {
@@ -268,7 +291,11 @@ fn a_lun_mapped_after_the_plug_appears_after_sr_scan() {
     multipath_on(&lab, 0);
     let target = ISCSI_PORTALS.join(",");
     let sr = lab
-        .create_sr("lunoiscsi", "LIO", &[("target", &target), ("targetIQN", ISCSI_TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "LIO",
+            &[("target", &target), ("targetIQN", ISCSI_TARGET)],
+        )
         .unwrap();
     assert_eq!(lab.vdis(&sr).len(), 1);
     let array = iscsi_fabric(0).1;
@@ -330,7 +357,10 @@ fn mutual_chap_is_set_on_the_node_and_never_shown() {
     }
     lab.unplug(0, &sr).unwrap();
     let shown = everything_shown(&lab);
-    assert!(shown.contains("username_in"), "the settings were not logged at all?");
+    assert!(
+        shown.contains("username_in"),
+        "the settings were not logged at all?"
+    );
     for secret in [SECRET, SECRET_IN, WRONG_IN] {
         assert!(!shown.contains(secret), "a CHAP secret was shown");
     }
@@ -343,7 +373,11 @@ fn iscsid_is_started_when_stopped_and_left_alone_when_running() {
     sim.set_iscsid_running(false);
     let target = ISCSI_PORTALS.join(",");
     let sr = lab
-        .create_sr("lunoiscsi", "LIO", &[("target", &target), ("targetIQN", ISCSI_TARGET)])
+        .create_sr(
+            "lunoiscsi",
+            "LIO",
+            &[("target", &target), ("targetIQN", ISCSI_TARGET)],
+        )
         .unwrap();
     let runs = sim.systemctl_runs();
     assert!(runs.iter().any(|r| r == "start iscsid.service"), "{runs:?}");
@@ -356,7 +390,10 @@ fn iscsid_is_started_when_stopped_and_left_alone_when_running() {
         starts,
         "{runs:?}"
     );
-    assert!(runs.iter().any(|r| r == "is-active iscsid.service"), "{runs:?}");
+    assert!(
+        runs.iter().any(|r| r == "is-active iscsid.service"),
+        "{runs:?}"
+    );
 }
 
 #[test]
@@ -373,11 +410,16 @@ fn an_ibft_boot_targets_node_records_survive_discovery() {
         .join(ISCSI_TARGET)
         .join("127.0.0.101,3260,1");
     std::fs::create_dir_all(&record_dir).unwrap();
-    let boot = "node.name = boot\nnode.startup = onboot\nnode.session.timeo.replacement_timeout = 0\n";
+    let boot =
+        "node.name = boot\nnode.startup = onboot\nnode.session.timeo.replacement_timeout = 0\n";
     std::fs::write(record_dir.join("default"), boot).unwrap();
     let target = ISCSI_PORTALS.join(",");
-    lab.create_sr("lunoiscsi", "LIO", &[("target", &target), ("targetIQN", ISCSI_TARGET)])
-        .unwrap();
+    lab.create_sr(
+        "lunoiscsi",
+        "LIO",
+        &[("target", &target), ("targetIQN", ISCSI_TARGET)],
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read_to_string(record_dir.join("default")).unwrap(),
         boot
@@ -387,7 +429,11 @@ fn an_ibft_boot_targets_node_records_survive_discovery() {
         .join("var/lib/iscsi/nodes")
         .join(ISCSI_TARGET)
         .join("127.0.0.102,3260,2/default");
-    assert!(std::fs::read_to_string(other).unwrap().contains("node.startup = manual"));
+    assert!(
+        std::fs::read_to_string(other)
+            .unwrap()
+            .contains("node.startup = manual")
+    );
     // Nothing of the copy is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(root.join("run/sm-rs"))
         .unwrap()

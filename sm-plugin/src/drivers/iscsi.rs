@@ -147,7 +147,12 @@ impl Discovered {
     fn unreachable(&self) -> Vec<(Portal, String)> {
         self.checks
             .iter()
-            .filter_map(|c| c.answered.as_ref().err().map(|w| (c.portal.clone(), w.clone())))
+            .filter_map(|c| {
+                c.answered
+                    .as_ref()
+                    .err()
+                    .map(|w| (c.portal.clone(), w.clone()))
+            })
             .collect()
     }
 }
@@ -158,13 +163,26 @@ fn discover_all(ctx: &Ctx<'_>, config: &Config, deadline: Instant) -> Result<Dis
     let checks = portal::check_all(&config.portals, deadline);
     let reached: Vec<Portal> = checks.iter().filter_map(Check::reached).collect();
     if reached.is_empty() {
-        return Err(unreachable_error(&checks.iter().map(|c| (c.portal.clone(), c.answered.clone().err().unwrap_or_default(), c.unresolved())).collect::<Vec<_>>()));
+        return Err(unreachable_error(
+            &checks
+                .iter()
+                .map(|c| {
+                    (
+                        c.portal.clone(),
+                        c.answered.clone().err().unwrap_or_default(),
+                        c.unresolved(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ));
     }
     let saved = ibft::save(&ctx.root);
     let results: Vec<Result<Vec<Node>, IscsiError>> = thread::scope(|s| {
         let running: Vec<_> = reached
             .iter()
-            .map(|portal| s.spawn(move || iscsiadm::discover(portal, config.chap.as_ref(), deadline)))
+            .map(|portal| {
+                s.spawn(move || iscsiadm::discover(portal, config.chap.as_ref(), deadline))
+            })
             .collect();
         running
             .into_iter()
@@ -389,12 +407,7 @@ pub fn attach(
             }
         }
     }
-    let known = |p: &Portal| {
-        p.address
-            .parse()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, p.port))
-    };
+    let known = |p: &Portal| p.address.parse().ok().map(|ip| SocketAddr::new(ip, p.port));
     let unchecked: Vec<Portal> = chosen
         .iter()
         .map(|n| n.portal.clone())
@@ -417,9 +430,9 @@ pub fn attach(
             }
         }
     }
-    let (reachable, skipped): (Vec<&Node>, Vec<&Node>) = chosen
-        .into_iter()
-        .partition(|n| known(&n.portal).is_none_or(|a| answered.get(&a).is_some_and(Result::is_ok)));
+    let (reachable, skipped): (Vec<&Node>, Vec<&Node>) = chosen.into_iter().partition(|n| {
+        known(&n.portal).is_none_or(|a| answered.get(&a).is_some_and(Result::is_ok))
+    });
     for node in &skipped {
         tracing::warn!(
             "skipping portal {} of {}: it does not answer a TCP connect",

@@ -72,7 +72,10 @@ pub fn save(root: &HostRoot) -> Option<Saved> {
             tracing::warn!("cannot save the node records of boot target {target}: {e}");
         }
     }
-    tracing::info!("saved the node records of boot target(s) {}", targets.join(", "));
+    tracing::info!(
+        "saved the node records of boot target(s) {}",
+        targets.join(", ")
+    );
     Some(Saved { dir, targets })
 }
 

@@ -86,7 +86,11 @@ fn resolve(portal: &Portal, deadline: Instant) -> Result<Vec<SocketAddr>, String
     }
 }
 
-fn connect(portal: &Portal, addresses: &[SocketAddr], deadline: Instant) -> Result<SocketAddr, String> {
+fn connect(
+    portal: &Portal,
+    addresses: &[SocketAddr],
+    deadline: Instant,
+) -> Result<SocketAddr, String> {
     let started = Instant::now();
     let until = deadline.min(started + CONNECT_TIMEOUT);
     let mut why = Vec::new();
@@ -205,7 +209,13 @@ mod tests {
             format!("127.0.0.1:{live_port}")
         );
         assert!(checks[3].unresolved());
-        assert!(checks[3].answered.as_ref().unwrap_err().contains("no-such-name.invalid"));
+        assert!(
+            checks[3]
+                .answered
+                .as_ref()
+                .unwrap_err()
+                .contains("no-such-name.invalid")
+        );
     }
 
     #[test]
