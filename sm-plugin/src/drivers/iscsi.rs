@@ -92,6 +92,14 @@ impl Config {
         }
         let chap = read_chap(ctx, "")?;
         let incoming_chap = read_chap(ctx, "incoming_")?;
+        if chap.is_none() && incoming_chap.is_some() {
+            // Mutual CHAP is the target proving itself after we proved ourselves: without
+            // chapuser there is nothing for it to answer (stock ignores it the same way).
+            tracing::warn!(
+                "device-config:incoming_chapuser is ignored: mutual CHAP needs chapuser and \
+                 chappassword too"
+            );
+        }
         let multihomed = call.config("multihomed").map(|v| v == "true");
         Ok(Self {
             portals,
