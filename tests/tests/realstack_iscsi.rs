@@ -134,7 +134,10 @@ fn realstack_iscsi_plug_with_an_unreachable_third_portal() {
     if !stack.has(daemon).expect("daemon") {
         return;
     }
-    let driver = stack.guest_binary("sm-driver").expect("sm-driver is built");
+    // SM_RS_REALSTACK_DRIVER names another build of the driver in the build directory (to
+    // measure an older one side by side).
+    let name = std::env::var("SM_RS_REALSTACK_DRIVER").unwrap_or_else(|_| "sm-driver".into());
+    let driver = stack.guest_binary(&name).expect("sm-driver is built");
     let mut vm = stack
         .boot_on(Topology::IscsiTgt, daemon)
         .expect("boot topology B");
