@@ -24,6 +24,8 @@ use crate::host::{ibft, initiator, iscsid, srref, sysfs, udev};
 use crate::multipath::setting::Setting;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -142,6 +144,31 @@ fn iscsi_error(code: Code, what: &str, e: &IscsiError) -> SrError {
     SrError::with(code, format!("{what}: {e}"))
 }
 
+/// How many iscsiadm runs go at once: every portal of an array at once, while a
+/// `targetIQN=*` SR on an array with a target per LUN (hundreds of nodes) does not flood
+/// iscsid with as many logins.
+const AT_ONCE: usize = 16;
+
+/// `work` on every item, up to [`AT_ONCE`] at a time; the results in the items' order
+/// (`None` only where a worker died).
+fn on_each<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    thread::scope(|s| {
+        for _ in 0..items.len().min(AT_ONCE) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = work(item);
+                    results.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(result);
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// What the configured portals gave: each one's check, the nodes their discoveries
 /// reported, and the discoveries that failed.
 struct Discovered {
@@ -185,17 +212,8 @@ fn discover_all(ctx: &Ctx<'_>, config: &Config, deadline: Instant) -> Result<Dis
         ));
     }
     let saved = ibft::save(&ctx.root);
-    let results: Vec<Result<Vec<Node>, IscsiError>> = thread::scope(|s| {
-        let running: Vec<_> = reached
-            .iter()
-            .map(|portal| {
-                s.spawn(move || iscsiadm::discover(portal, config.chap.as_ref(), deadline))
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new())))
-            .collect()
+    let results = on_each(&reached, |portal| {
+        iscsiadm::discover(portal, config.chap.as_ref(), deadline)
     });
     if let Some(saved) = saved {
         saved.restore(&ctx.root);
@@ -203,7 +221,7 @@ fn discover_all(ctx: &Ctx<'_>, config: &Config, deadline: Instant) -> Result<Dis
     let mut nodes = Vec::new();
     let mut failures = Vec::new();
     for (portal, result) in reached.into_iter().zip(results) {
-        match result {
+        match result.unwrap_or_else(|| Ok(Vec::new())) {
             Ok(found) => {
                 for node in found {
                     if !nodes.contains(&node) {
@@ -466,32 +484,20 @@ pub fn attach(
         set_replacement_timeout(iqn, &reachable, setting.multipath(), deadline)?;
     }
     let chap = (config.chap.as_ref(), config.incoming_chap.as_ref());
-    let results: Vec<Result<(), IscsiError>> = thread::scope(|s| {
-        let running: Vec<_> = reachable
-            .iter()
-            .map(|node| {
-                s.spawn(move || {
-                    set_chap(node, chap.0, chap.1, deadline)
-                        .and_then(|()| iscsiadm::login(&node.iqn, &node.portal, deadline))
-                })
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(IscsiError::Failed {
-                        command: "login".into(),
-                        status: -1,
-                        said: "the login thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
+    let results = on_each(&reachable, |node| {
+        set_chap(node, chap.0, chap.1, deadline)
+            .and_then(|()| iscsiadm::login(&node.iqn, &node.portal, deadline))
     });
     let mut logged_in = BTreeSet::new();
     let mut login_failures = Vec::new();
     for (node, result) in reachable.iter().zip(results) {
+        let result = result.unwrap_or_else(|| {
+            Err(IscsiError::Failed {
+                command: format!("login to {} on {}", node.iqn, node.portal),
+                status: -1,
+                said: "not run".into(),
+            })
+        });
         match result {
             Ok(()) => {
                 logged_in.insert(node.iqn.clone());
@@ -780,4 +786,27 @@ pub fn probe(ctx: &Ctx<'_>, setting: Setting) -> Result<Vec<Lun>, SrError> {
         tracing::warn!("after the probe: {e}");
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_each_keeps_the_order_and_bounds_the_workers() {
+        let items: Vec<usize> = (0..50).collect();
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let results = on_each(&items, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        let results: Vec<usize> = results.into_iter().flatten().collect();
+        assert_eq!(results, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= AT_ONCE);
+        assert!(on_each(&[] as &[usize], |i| *i).is_empty());
+    }
 }
