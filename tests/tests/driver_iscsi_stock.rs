@@ -13,7 +13,7 @@ use sm_testkit::fabric::{
 };
 use sm_testkit::lab::{Lab, LabSpec};
 use sm_testkit::multipathd_sim::ReplyStyle;
-use sm_testkit::scenarios::{ISCSI_TARGET, iscsi_fabric};
+use sm_testkit::scenarios::{ISCSI_PORTALS, ISCSI_TARGET, iscsi_fabric};
 use sm_testkit::xapi_sim::db::Db;
 use sm_testkit::xapi_sim::sm_exec::SmCall;
 use std::collections::BTreeMap;
@@ -26,10 +26,10 @@ const PEER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/stock_iscsi_peer.py"
 );
-const TARGET: &str = "192.0.2.101,192.0.2.102";
+const TARGET: &str = "127.0.0.101,127.0.0.102";
 const STOCK_SR: &str = "5c0ffee1-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
 const SECOND_TARGET: &str = "iqn.2026-01.com.example:array2";
-const SECOND_PORTALS: [&str; 2] = ["192.0.2.111:3260", "192.0.2.112:3260"];
+const SECOND_PORTALS: [&str; 2] = ["127.0.0.111:3260", "127.0.0.112:3260"];
 
 fn lun(i: usize) -> String {
     format!("36001405{i:025x}")
@@ -306,6 +306,44 @@ fn set_iscsi_initiators_lock_and_our_logins_exclude_each_other() {
     );
 }
 
+/// Items 1 and 7 together: the logins of one multipathed plug run at once, each holding
+/// stock's iscsiadm lock; the hold is the process's, shared by its threads, so one login
+/// does not wait for the other, while a stock iscsiadm waits for both.
+#[test]
+fn parallel_logins_share_stocks_iscsiadm_lock_and_keep_stock_out() {
+    let lab = lab(|| iscsi_fabric(1).0);
+    multipath_on(&lab, 0);
+    let sim = &lab.host(0).sim;
+    let first = sim.gate("iscsiadm", &format!("{} -l", ISCSI_PORTALS[0]));
+    let second = sim.gate("iscsiadm", &format!("{} -l", ISCSI_PORTALS[1]));
+    let mut child = lab
+        .spawn_driver(0, "lunoiscsi", &probe_call(&lab, TARGET, ISCSI_TARGET))
+        .unwrap();
+    // Both logins are under way at the same time: neither has returned.
+    let one = first.reached().expect("a login to the first portal");
+    let other = second.reached().expect("a login to the second portal");
+    assert!(one.contains(&ISCSI_TARGET.to_string()), "{one:?}");
+    assert!(other.contains(&ISCSI_TARGET.to_string()), "{other:?}");
+    let stock = peer_run(&lab, &["try-iscsiadm-lock"]);
+    assert_eq!(last_event(&stock)["free"], false);
+    first.open();
+    // The first login goes on, the second is still held: the lock stays ours.
+    let stock = peer_run(&lab, &["try-iscsiadm-lock"]);
+    assert_eq!(last_event(&stock)["free"], false);
+    second.open();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (out, rest) = finish(child, stderr);
+    assert!(out.contains("<i4>107</i4>"), "{out}");
+    assert!(
+        rest.contains("logged in through 2 of 2 portal(s)"),
+        "{rest}"
+    );
+    assert_eq!(
+        last_event(&peer_run(&lab, &["try-iscsiadm-lock"]))["free"],
+        true
+    );
+}
+
 /// Item 8: a stock SR shares the target. From the moment our probe logs in, a stock detach
 /// of the stock SR counts the probe as a user (its line begins with a uuid, and is written
 /// before the login) and keeps the session; when the probe lets go, it is the last user and
@@ -317,7 +355,7 @@ fn a_stock_detach_never_logs_out_a_session_our_probe_uses() {
     let sim = &lab.host(0).sim;
     let attached = peer_run(
         &lab,
-        &["attach", ISCSI_TARGET, "192.0.2.101:3260", STOCK_SR],
+        &["attach", ISCSI_TARGET, "127.0.0.101:3260", STOCK_SR],
     );
     assert_eq!(last_event(&attached)["refcount"], 1, "{attached:?}");
     assert_eq!(sim.iscsi_sessions().len(), 1);
@@ -327,7 +365,7 @@ fn a_stock_detach_never_logs_out_a_session_our_probe_uses() {
         .spawn_driver(
             0,
             "lunoiscsi",
-            &probe_call(&lab, "192.0.2.101", ISCSI_TARGET),
+            &probe_call(&lab, "127.0.0.101", ISCSI_TARGET),
         )
         .unwrap();
     let probe_line = format!(" sm-rs probe pid={}", child.id());
@@ -382,7 +420,7 @@ fn our_plugged_sr_and_a_stock_sr_on_one_target_keep_each_other() {
     assert_eq!(sim.iscsi_sessions().len(), 2);
     let attached = peer_run(
         &lab,
-        &["attach", ISCSI_TARGET, "192.0.2.101:3260", STOCK_SR],
+        &["attach", ISCSI_TARGET, "127.0.0.101:3260", STOCK_SR],
     );
     assert_eq!(last_event(&attached)["refcount"], 2, "{attached:?}");
     let detached = peer_run(&lab, &["detach", ISCSI_TARGET, STOCK_SR]);
@@ -390,7 +428,7 @@ fn our_plugged_sr_and_a_stock_sr_on_one_target_keep_each_other() {
     assert_eq!(sim.iscsi_sessions().len(), 2);
     peer_run(
         &lab,
-        &["attach", ISCSI_TARGET, "192.0.2.101:3260", STOCK_SR],
+        &["attach", ISCSI_TARGET, "127.0.0.101:3260", STOCK_SR],
     );
     lab.unplug(0, &sr).unwrap();
     assert_eq!(
@@ -529,7 +567,7 @@ fn a_healthy_sr_over_several_targets_is_not_red_in_xencenter() {
         .create_sr(
             "lunoiscsi",
             "wide",
-            &[("target", "192.0.2.101,192.0.2.111"), ("targetIQN", "*")],
+            &[("target", "127.0.0.101,127.0.0.111"), ("targetIQN", "*")],
         )
         .unwrap();
     let sim = &lab.host(0).sim;
@@ -585,14 +623,14 @@ fn wildcard_srs_are_the_same_storage_only_through_the_same_portal() {
         .create_sr(
             "lunoiscsi",
             "array1",
-            &[("target", "192.0.2.101"), ("targetIQN", "*")],
+            &[("target", "127.0.0.101"), ("targetIQN", "*")],
         )
         .unwrap();
     let second = lab
         .create_sr(
             "lunoiscsi",
             "array2",
-            &[("target", "192.0.2.111"), ("targetIQN", "*")],
+            &[("target", "127.0.0.111"), ("targetIQN", "*")],
         )
         .unwrap();
     assert_ne!(first, second);
@@ -600,7 +638,7 @@ fn wildcard_srs_are_the_same_storage_only_through_the_same_portal() {
         .create_sr(
             "lunoiscsi",
             "again",
-            &[("target", "192.0.2.111,192.0.2.112"), ("targetIQN", "*")],
+            &[("target", "127.0.0.111,127.0.0.112"), ("targetIQN", "*")],
         )
         .unwrap_err();
     assert_eq!(dup.code, "SR_DEVICE_IN_USE", "{dup}");

@@ -445,8 +445,11 @@ pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {
         ));
     }
     let plugged = ctx.attached()?;
-    if ctx.sr_type == SrType::Hba {
-        hba::rescan(ctx)?;
+    match ctx.sr_type {
+        SrType::Hba => hba::rescan(ctx)?,
+        // LUNs mapped to the host since the plug appear only when the sessions' SCSI
+        // hosts scan for them (stock `BaseISCSI.scan` → `refresh`).
+        SrType::Iscsi => iscsi::rescan(ctx, &plugged.targets),
     }
     sync_vdis(ctx, &plugged)
 }

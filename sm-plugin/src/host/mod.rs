@@ -6,11 +6,14 @@
 pub mod attached;
 pub mod command;
 pub mod devfs;
+pub mod ibft;
 pub mod initiator;
 pub mod inuse;
 pub mod iscsiadm;
+pub mod iscsid;
 pub mod lock;
 pub mod log;
+pub mod portal;
 pub mod scheduler;
 pub mod srref;
 pub mod sysfs;

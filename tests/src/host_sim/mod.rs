@@ -11,6 +11,7 @@
 //! (the driver settles after every scan); device nodes are plain files.
 
 pub mod kernel;
+pub mod portals;
 pub mod relay;
 pub mod render;
 pub mod syslog;
@@ -19,6 +20,7 @@ pub mod udev;
 use crate::fabric::Fabric;
 use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, World};
 use kernel::{Gate, Gates, Iscsi, Kernel, Request};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,12 @@ impl HostSim {
         for (link, to) in [("var/run", "../run"), ("var/lock", "../run/lock")] {
             if std::fs::symlink_metadata(root.join(link)).is_err() {
                 std::os::unix::fs::symlink(to, root.join(link))?;
+            }
+        }
+        // Every portal of the fabric answers TCP, unless a test made it silent.
+        for (_, port) in fabric.iscsi_ports() {
+            if let Some(portal) = &port.portal {
+                portals::serve(portal);
             }
         }
         let mut daemon = spec.daemon.clone();
@@ -216,6 +224,40 @@ impl HostSim {
                 .chap
                 .insert(target_iqn.into(), (user.into(), secret.into()));
         }
+    }
+
+    /// An iSCSI target that demands mutual CHAP: it proves itself with these credentials,
+    /// and a login whose node does not expect exactly them fails.
+    pub fn require_mutual_chap(&self, target_iqn: &str, user_in: &str, secret_in: &str) {
+        if let Ok(mut iscsi) = self.iscsi.lock() {
+            iscsi
+                .mutual_chap
+                .insert(target_iqn.into(), (user_in.into(), secret_in.into()));
+        }
+    }
+
+    /// Stops (or starts) iscsid.
+    pub fn set_iscsid_running(&self, running: bool) {
+        if let Ok(mut iscsi) = self.iscsi.lock() {
+            iscsi.iscsid_stopped = !running;
+        }
+    }
+
+    /// The `systemctl` actions seen, e.g. `start iscsid.service`.
+    pub fn systemctl_runs(&self) -> Vec<String> {
+        self.iscsi
+            .lock()
+            .map(|i| i.systemctl.clone())
+            .unwrap_or_default()
+    }
+
+    /// A node's settings in open-iscsi's database: (target, `address:port`).
+    pub fn node_settings(&self, target_iqn: &str, portal: &str) -> BTreeMap<String, String> {
+        self.iscsi
+            .lock()
+            .ok()
+            .and_then(|i| i.nodes.get(&(target_iqn.into(), portal.into())).cloned())
+            .unwrap_or_default()
     }
 
     /// The iSCSI sessions: (target, portal).
