@@ -62,6 +62,7 @@ codes! {
     ConfigISCSIIQNMissing = 97, "Unable to retrieve the host configuration ISCSI IQN parameter";
     ConfigSCSIid = 107, "The SCSIid parameter is missing or incorrect";
     ConfigParamsMissing = 115, "Not all required parameters specified.";
+    DNSError = 140, "Incorrect DNS name, unable to resolve.";
     ISCSITarget = 141, "Unable to connect to ISCSI service on target";
     ISCSIPort = 142, "Incorrect value for iSCSI port, must be a number between 1 and 65535";
     BadRequest = 143, "Failed to parse the request";

@@ -163,8 +163,9 @@ pub fn large_fabric(luns: usize) -> Fabric {
 
 /// The target IQN of [`iscsi_fabric`].
 pub const ISCSI_TARGET: &str = "iqn.2026-01.com.example:array1";
-/// Its portals: one per controller.
-pub const ISCSI_PORTALS: [&str; 2] = ["192.0.2.101:3260", "192.0.2.102:3260"];
+/// Its portals: one per controller, on loopback addresses the host simulator serves over TCP
+/// (see `host_sim::portals`), so the driver's reachability check meets a real listener.
+pub const ISCSI_PORTALS: [&str; 2] = ["127.0.0.101:3260", "127.0.0.102:3260"];
 
 /// A dual-controller ALUA iSCSI array (like LIO with two target port groups): one portal
 /// per controller, both serving the same target; `luns` LUNs of 16 GiB. The host has no

@@ -9,7 +9,7 @@ use sm_testkit::lab::Lab;
 use sm_testkit::multipathd_sim::ReplyStyle;
 use sm_testkit::scenarios::{ISCSI_PORTALS, ISCSI_TARGET, iscsi_fabric};
 
-const TARGET: &str = "192.0.2.101,192.0.2.102";
+const TARGET: &str = "127.0.0.101,127.0.0.102";
 
 fn iscsi_lab(hosts: usize, luns: usize) -> Lab {
     lab_with(hosts, move || iscsi_fabric(luns).0, ReplyStyle::V0_9_8)
@@ -109,7 +109,7 @@ fn without_multipathing_one_portal_and_the_long_timeout() {
 fn probe_lists_targets_then_luns_on_stderr() {
     let lab = iscsi_lab(1, 2);
     let no_iqn = lab
-        .probe("lunoiscsi", &[("target", "192.0.2.101")])
+        .probe("lunoiscsi", &[("target", "127.0.0.101")])
         .unwrap_err();
     assert_eq!(no_iqn.code, "SR_BACKEND_FAILURE_96", "{no_iqn}");
     let stderr = &no_iqn.params[2];
@@ -119,13 +119,13 @@ fn probe_lists_targets_then_luns_on_stderr() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("<IPAddress>192.0.2.102</IPAddress>"),
+        stderr.contains("<IPAddress>127.0.0.102</IPAddress>"),
         "{stderr}"
     );
     let no_lun = lab
         .probe(
             "lunoiscsi",
-            &[("target", "192.0.2.101"), ("targetIQN", ISCSI_TARGET)],
+            &[("target", "127.0.0.101"), ("targetIQN", ISCSI_TARGET)],
         )
         .unwrap_err();
     assert_eq!(no_lun.code, "SR_BACKEND_FAILURE_107", "{no_lun}");

@@ -99,7 +99,7 @@ fn four_hosts_share_an_iscsi_sr() {
             "lunoiscsi",
             "Shared",
             &[
-                ("target", "192.0.2.101,192.0.2.102"),
+                ("target", "127.0.0.101,127.0.0.102"),
                 ("targetIQN", ISCSI_TARGET),
             ],
         )

@@ -58,7 +58,7 @@ fn with_local_raid(mut fabric: Fabric) -> Fabric {
 
 fn iscsi_dconf() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("target", "192.0.2.101,192.0.2.102"),
+        ("target", "127.0.0.101,127.0.0.102"),
         ("targetIQN", ISCSI_TARGET),
     ]
 }
@@ -121,7 +121,7 @@ fn a_stock_lvmoiscsi_srs_lun_on_the_same_target_is_never_listed_claimed_or_attac
         "lvmoiscsi",
         "Stock LVM over iSCSI",
         &[
-            ("target", "192.0.2.101"),
+            ("target", "127.0.0.101"),
             ("targetIQN", ISCSI_TARGET),
             ("SCSIid", &lun(0)),
         ],

@@ -199,8 +199,7 @@ fn publish_plug(ctx: &Ctx<'_>, plugged: &Attached, agent: bool) -> Result<(), Sr
             }
         }
         if ctx.sr_type == SrType::Iscsi {
-            let sessions = iscsi::session_count(ctx, &plugged.targets);
-            keys.put(counts::ISCSI_SESSIONS, &sessions.to_string())?;
+            publish_sessions(ctx, &mut keys, plugged)?;
         }
     }
     let sm_config = xapi.sr_sm_config(sr_ref)?;
@@ -308,8 +307,11 @@ pub fn probe(ctx: &Ctx<'_>) -> Result<Value, SrError> {
 /// The SRs of this type that use the same LUNs or target (`<SRlist>`).
 fn srlist(ctx: &Ctx<'_>) -> Result<String, SrError> {
     let mut xml = String::from("<?xml version=\"1.0\" ?>\n<SRlist>\n");
-    for (_, record) in ctx.xapi()?.all_srs()? {
-        if record.sr_type != ctx.sr_type.as_str() || !same_storage(ctx, &record.sm_config) {
+    let portals = StoragePortals::read(ctx)?;
+    for (sr_ref, record) in ctx.xapi()?.all_srs()? {
+        if record.sr_type != ctx.sr_type.as_str()
+            || !same_storage(ctx, &record.sm_config, portals.of(&sr_ref))
+        {
             continue;
         }
         xml.push_str(&format!(
@@ -327,11 +329,65 @@ fn srlist(ctx: &Ctx<'_>) -> Result<String, SrError> {
     Ok(xml)
 }
 
-/// Whether an existing SR's `sm_config` describes the storage this call names.
-fn same_storage(ctx: &Ctx<'_>, sm_config: &BTreeMap<String, String>) -> bool {
+/// The portal addresses each iSCSI SR names: its `sm_config:target` and the
+/// `device_config:target` lists of its PBDs.
+struct StoragePortals(BTreeMap<String, BTreeSet<String>>);
+
+impl StoragePortals {
+    fn read(ctx: &Ctx<'_>) -> Result<Self, SrError> {
+        let mut by_sr: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        if ctx.sr_type == SrType::Iscsi {
+            for (_, pbd) in ctx.xapi()?.all_pbds()? {
+                if let Some(targets) = pbd.device_config.get("target") {
+                    by_sr
+                        .entry(pbd.sr.as_str().to_string())
+                        .or_default()
+                        .extend(portal_addresses(targets));
+                }
+            }
+        }
+        Ok(Self(by_sr))
+    }
+
+    fn of<T>(&self, sr: &Ref<T>) -> Option<&BTreeSet<String>> {
+        self.0.get(sr.as_str())
+    }
+}
+
+fn portal_addresses(targets: &str) -> impl Iterator<Item = String> + '_ {
+    targets
+        .split(',')
+        .filter_map(|t| crate::host::iscsiadm::Portal::parse(t, 3260))
+        .map(|p| p.address)
+}
+
+/// Whether an existing SR (its `sm_config`, and the portals its PBDs name) is the storage
+/// this call names. iSCSI: the same target IQN (as stock: an IQN names one target in the
+/// world); for `targetIQN=*`, which names every target behind a portal, the same IQN and a
+/// portal both name, so wildcard SRs on different arrays are different storage.
+fn same_storage(
+    ctx: &Ctx<'_>,
+    sm_config: &BTreeMap<String, String>,
+    their_portals: Option<&BTreeSet<String>>,
+) -> bool {
     match ctx.sr_type {
         SrType::Iscsi => {
-            sm_config.get("targetIQN").map(String::as_str) == ctx.call.config("targetIQN")
+            let iqn = ctx.call.config("targetIQN");
+            if sm_config.get("targetIQN").map(String::as_str) != iqn {
+                return false;
+            }
+            if iqn != Some("*") {
+                return true;
+            }
+            let theirs: BTreeSet<&str> = sm_config
+                .get("target")
+                .map(String::as_str)
+                .into_iter()
+                .chain(their_portals.into_iter().flatten().map(String::as_str))
+                .collect();
+            ctx.call
+                .config("target")
+                .is_some_and(|t| portal_addresses(t).any(|a| theirs.contains(a.as_str())))
         }
         SrType::Hba => {
             sm_config.get("SCSIid").map(String::as_str).unwrap_or("")
@@ -343,10 +399,11 @@ fn same_storage(ctx: &Ctx<'_>, sm_config: &BTreeMap<String, String>) -> bool {
 pub fn create(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let sr_ref = ctx.sr_ref()?;
     let xapi = ctx.xapi()?;
+    let portals = StoragePortals::read(ctx)?;
     for (other, record) in xapi.all_srs()? {
         if other.as_str() != sr_ref
             && record.sr_type == ctx.sr_type.as_str()
-            && same_storage(ctx, &record.sm_config)
+            && same_storage(ctx, &record.sm_config, portals.of(&other))
         {
             return Err(SrError::with(
                 Code::SRInUse,
@@ -366,7 +423,7 @@ pub fn create(ctx: &Ctx<'_>) -> Result<(), SrError> {
     match ctx.sr_type {
         SrType::Iscsi => {
             let config = iscsi::Config::read(ctx)?;
-            let probe_user = format!("create-{}", std::process::id());
+            let probe_user = srref::call_user("create");
             let targets = iscsi::attach(ctx, &config, ctx.setting()?, &probe_user)?;
             iscsi::detach(ctx, &targets, &probe_user)?;
             sm_config.push(("datatype", "ISCSI".into()));
@@ -431,10 +488,22 @@ pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
         }
     }
     if ctx.sr_type == SrType::Iscsi {
-        let sessions = iscsi::session_count(ctx, &plugged.targets);
-        keys.put(counts::ISCSI_SESSIONS, &sessions.to_string())?;
+        publish_sessions(ctx, &mut keys, &plugged)?;
     }
     Ok(())
+}
+
+/// `iscsi_sessions`, or none where one number would mislead (see
+/// [`iscsi::sessions_to_publish`]).
+fn publish_sessions<X: crate::publish::Blocking>(
+    ctx: &Ctx<'_>,
+    keys: &mut PbdKeys<'_, X>,
+    plugged: &Attached,
+) -> Result<(), SrError> {
+    match iscsi::sessions_to_publish(ctx, &plugged.targets) {
+        Some(n) => keys.put(counts::ISCSI_SESSIONS, &n.to_string()),
+        None => keys.remove(counts::ISCSI_SESSIONS),
+    }
 }
 
 pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {
@@ -445,8 +514,11 @@ pub fn scan(ctx: &Ctx<'_>) -> Result<(), SrError> {
         ));
     }
     let plugged = ctx.attached()?;
-    if ctx.sr_type == SrType::Hba {
-        hba::rescan(ctx)?;
+    match ctx.sr_type {
+        SrType::Hba => hba::rescan(ctx)?,
+        // LUNs mapped to the host since the plug appear only when the sessions' SCSI
+        // hosts scan for them (stock `BaseISCSI.scan` → `refresh`).
+        SrType::Iscsi => iscsi::rescan(ctx, &plugged.targets),
     }
     sync_vdis(ctx, &plugged)
 }
@@ -464,6 +536,7 @@ fn sync_vdis(ctx: &Ctx<'_>, plugged: &Attached) -> Result<(), SrError> {
     // A VDI is its LUN: its location is the SCSIid (whatever uuid an older version gave it).
     let known: BTreeMap<&str, &LunVdi> =
         existing.iter().map(|v| (v.location.as_str(), v)).collect();
+    publish_sizes(ctx, &ours, &known)?;
     let mut wanted = BTreeSet::new();
     for lun in &ours {
         match known.get(lun.scsiid.as_str()) {
@@ -589,6 +662,24 @@ fn remove_sm_config(xapi: &Xapi, sr: &str, key: &str) -> Result<(), SrError> {
             format!("SR.remove_from_sm_config {key}: {e}"),
         )
     })
+}
+
+/// The SR's size, as stock LUN-per-VDI SRs set it at a scan (XenCenter shows it): the
+/// LUNs that are the SR's. Used (and allocated): the LUNs claimed as VDIs. Stock adds the
+/// claimed LUNs to the size once more, so a fully claimed SR shows 200 % used; we do not.
+fn publish_sizes(
+    ctx: &Ctx<'_>,
+    ours: &[Lun],
+    known: &BTreeMap<&str, &LunVdi>,
+) -> Result<(), SrError> {
+    let bytes = |lun: &Lun| i64::try_from(lun.size_bytes).unwrap_or(i64::MAX);
+    let size = ours.iter().map(bytes).fold(0i64, i64::saturating_add);
+    let used = ours
+        .iter()
+        .filter(|l| known.get(l.scsiid.as_str()).is_some_and(|v| v.managed))
+        .map(bytes)
+        .fold(0i64, i64::saturating_add);
+    ctx.xapi()?.set_sr_sizes(ctx.sr_ref()?, size, used, used)
 }
 
 /// The VDI record of a LUN: `managed` when claimed by the administrator, else only listed.

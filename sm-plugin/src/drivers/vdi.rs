@@ -13,8 +13,8 @@ use crate::drivers::luns::{self};
 use crate::drivers::xapi::LunVdi;
 use crate::drivers::{Ctx, SrType, iscsi, sr};
 use crate::errors::{Code, SrError};
-use crate::host::attached;
 use crate::host::inuse::{Registry, Stage};
+use crate::host::{attached, scheduler};
 use crate::multipath::activation::LunUse;
 use crate::multipath::counts::{self, PbdKeys};
 use crate::smapi::call::StringMap;
@@ -54,13 +54,47 @@ fn lun_use(ctx: &Ctx<'_>, scsiid: &str) -> Result<LunUse, SrError> {
     })
 }
 
+/// The elevator of the LUN's disks, as stock sets it (see [`scheduler`]).
+fn set_schedulers(ctx: &Ctx<'_>, plugged: &attached::Attached, scsiid: &str) {
+    if let Some(lun) = sr::luns_of(ctx, plugged)
+        .into_iter()
+        .find(|l| l.scsiid == scsiid)
+    {
+        scheduler::set_paths(&ctx.root, scsiid, &lun.paths);
+    }
+}
+
 /// xapi's attach struct.
 fn attach_result(device: &str, vdi_uuid: &str) -> Value {
+    let (page80, page83) = inquiry_pages(vdi_uuid);
     structure([
         ("params", Value::String(device.to_string())),
         ("params_nbd", Value::String(String::new())),
-        ("xenstore_data", string_struct([("vdi-uuid", vdi_uuid)])),
+        (
+            "xenstore_data",
+            string_struct([
+                ("vdi-uuid", vdi_uuid),
+                ("scsi/0x12/0x80", &page80),
+                ("scsi/0x12/0x83", &page83),
+            ]),
+        ),
     ])
+}
+
+/// The SCSI inquiry pages 0x80 (unit serial number) and 0x83 (device identification) a
+/// guest's PV drivers answer for the disk, base64, exactly as stock sm's attach gives them
+/// for every VDI, LUN-per-VDI ones included (`blktap2.VDI` with
+/// `scsiutil.gen_synthetic_page_data`): made from the VDI uuid, vendor `XENSRC`, so a
+/// Windows guest sees the same disk serials as under stock. Stock builds them as text and
+/// encodes it UTF-8, so the bytes 0x80 and 0x83 become two bytes each; Rust strings are
+/// UTF-8 too, which keeps those bytes identical.
+fn inquiry_pages(vdi_uuid: &str) -> (String, String) {
+    use base64::Engine as _;
+    let serial: String = vdi_uuid.chars().take(16).collect();
+    let page80 = format!("\u{0}\u{80}\u{0}\u{12}{serial}  ");
+    let page83 = format!("\u{0}\u{83}\u{0}\u{31}\u{2}\u{1}\u{0}\u{2d}XENSRC  {vdi_uuid} ");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    (b64(&page80), b64(&page83))
 }
 
 /// Refuses a LUN that is not the SR's: another SR uses it, it is a disk of this server, or
@@ -113,6 +147,7 @@ pub fn attach(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_ours(ctx, &plugged, &scsiid)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
+    set_schedulers(ctx, &plugged, &scsiid);
     if ctx.call.session_ref.is_some() && !agent_kicked(ctx, &format!("LUN {scsiid}"), false) {
         // The device is attached; a count xapi did not take must not fail the VM's start
         // (the agent publishes it again).
@@ -429,6 +464,7 @@ pub fn attach_from_config(ctx: &Ctx<'_>) -> Result<Value, SrError> {
     check_lun(ctx, &plugged, &scsiid, false)?;
     let held = ctx.activator.lock(&scsiid)?;
     let active = ctx.activator.activate(&held, &lun, plugged.multipath())?;
+    set_schedulers(ctx, &plugged, &scsiid);
     Ok(attach_result(&active.device, &lun.vdi_uuid))
 }
 
@@ -436,4 +472,20 @@ pub fn detach_from_config(ctx: &Ctx<'_>) -> Result<(), SrError> {
     let scsiid = scsiid(ctx)?;
     let held = ctx.activator.lock(&scsiid)?;
     ctx.activator.release(&held, &scsiid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inquiry_pages_are_stocks_bytes() {
+        // What stock's python3 gives for this uuid (0x80 and 0x83 encoded as UTF-8).
+        let (p80, p83) = inquiry_pages("3f2b8a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b");
+        assert_eq!(p80, "AMKAABIzZjJiOGExYy01ZDZlLTRmICA=");
+        assert_eq!(
+            p83,
+            "AMKDADECAQAtWEVOU1JDICAzZjJiOGExYy01ZDZlLTRmNzAtOGE5Yi0wYzFkMmUzZjRhNWIg"
+        );
+    }
 }

@@ -123,6 +123,20 @@ impl Xapi {
         )
     }
 
+    /// The SR's size, used space and allocation.
+    pub fn set_sr_sizes(
+        &self,
+        sr: &str,
+        size: i64,
+        used: i64,
+        allocated: i64,
+    ) -> Result<(), SrError> {
+        self.block(
+            "SR.set_physical_size",
+            sr::set_sizes(&self.session, &Ref::new(sr), size, used, allocated),
+        )
+    }
+
     pub fn all_srs(&self) -> Result<BTreeMap<Ref<Sr>, sr::SrRecord>, SrError> {
         self.block("SR.get_all_records", sr::get_all_records(&self.session))
     }

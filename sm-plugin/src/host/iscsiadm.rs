@@ -5,8 +5,9 @@
 //! secrets go to iscsiadm as [`Program::secret`] arguments: passed, never shown.
 
 use crate::host::command::{CommandError, Output, Program};
+use mpathutil::HostRoot;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `ISCSI_ERR_TRANS`: could not connect.
 pub const ERR_TRANS: i32 = 4;
@@ -23,7 +24,8 @@ pub const ERR_NO_OBJS_FOUND: i32 = 21;
 /// `ISCSI_ERR_LOGIN_AUTH_FAILED`.
 pub const ERR_LOGIN_AUTH_FAILED: i32 = 24;
 
-/// How long one iscsiadm may take: a login to a dead portal retries for a while.
+/// How long one iscsiadm may take at most: a login to a dead portal retries for a while.
+/// Calls made for a plug or a probe get less: what is left of the caller's deadline.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// An iSCSI portal: address and TCP port.
@@ -108,6 +110,8 @@ impl fmt::Debug for Chap {
 pub enum IscsiError {
     #[error(transparent)]
     NotRun(#[from] CommandError),
+    #[error("`{command}` not run: stock sm's iscsiadm lock: {why}")]
+    Locked { command: String, why: String },
     #[error("`{command}` failed with exit {status}: {said}")]
     Failed {
         command: String,
@@ -120,7 +124,7 @@ impl IscsiError {
     pub fn status(&self) -> Option<i32> {
         match self {
             Self::Failed { status, .. } => Some(*status),
-            Self::NotRun(_) => None,
+            Self::NotRun(_) | Self::Locked { .. } => None,
         }
     }
 }
@@ -130,7 +134,38 @@ fn iscsiadm() -> Program {
 }
 
 fn run(program: &Program, ok: &[i32]) -> Result<Output, IscsiError> {
-    let out = program.run(TIMEOUT)?;
+    run_until(program, ok, Instant::now() + TIMEOUT)
+}
+
+/// Runs one iscsiadm, ending by `deadline` (waiting for stock's lock included).
+fn run_until(program: &Program, ok: &[i32], deadline: Instant) -> Result<Output, IscsiError> {
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(TIMEOUT)
+    };
+    let timed_out = || {
+        IscsiError::NotRun(CommandError::TimedOut {
+            command: program.shown(),
+            after: Duration::ZERO,
+        })
+    };
+    if left().is_zero() {
+        return Err(timed_out());
+    }
+    // As stock: no two iscsiadm runs of stock and ours at once (see `lock::stock_iscsiadm`);
+    // the threads of one plug share our hold, so parallel logins stay parallel.
+    let _stock = crate::host::lock::stock_iscsiadm(&HostRoot::from_env(), left()).map_err(|e| {
+        IscsiError::Locked {
+            command: program.shown(),
+            why: e.to_string(),
+        }
+    })?;
+    let left = left();
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    let out = program.run(left)?;
     if out.status == 0 || ok.contains(&out.status) {
         Ok(out)
     } else {
@@ -142,8 +177,15 @@ fn run(program: &Program, ok: &[i32]) -> Result<Output, IscsiError> {
     }
 }
 
-/// SendTargets discovery on one portal: every (portal, tpgt, target) it reports.
-pub fn discover(portal: &Portal, chap: Option<&Chap>) -> Result<Vec<Node>, IscsiError> {
+/// SendTargets discovery on one portal: every (portal, tpgt, target) it reports. Only
+/// one-way CHAP is set for discovery sessions, as stock does: asking a target to prove
+/// itself on discovery too would fail against arrays that do mutual CHAP on logins only.
+pub fn discover(
+    portal: &Portal,
+    chap: Option<&Chap>,
+    deadline: Instant,
+) -> Result<Vec<Node>, IscsiError> {
+    let run = |program: &Program, ok: &[i32]| run_until(program, ok, deadline);
     let base = |mode: &str| {
         iscsiadm()
             .args(["-m", mode, "-t", "st", "-p"])
@@ -195,6 +237,7 @@ pub fn set(
     name: &str,
     value: &str,
     secret: bool,
+    deadline: Instant,
 ) -> Result<(), IscsiError> {
     let mut program = iscsiadm().args(["-m", "node", "-T", iqn]);
     if let Some(portal) = portal {
@@ -206,16 +249,21 @@ pub fn set(
     } else {
         program.arg(value)
     };
-    run(&program, &[]).map(drop)
+    run_until(&program, &[], deadline).map(drop)
 }
 
 /// A node's settings (`key = value`), as `iscsiadm -m node -T -p` shows them.
-pub fn settings(iqn: &str, portal: &Portal) -> Result<Vec<(String, String)>, IscsiError> {
-    let out = run(
+pub fn settings(
+    iqn: &str,
+    portal: &Portal,
+    deadline: Instant,
+) -> Result<Vec<(String, String)>, IscsiError> {
+    let out = run_until(
         &iscsiadm()
             .args(["-m", "node", "-T", iqn, "-p"])
             .arg(portal.to_string()),
         &[],
+        deadline,
     )?;
     Ok(out
         .stdout
@@ -228,13 +276,14 @@ pub fn settings(iqn: &str, portal: &Portal) -> Result<Vec<(String, String)>, Isc
 }
 
 /// Logs in to one portal of a target; already logged in is success.
-pub fn login(iqn: &str, portal: &Portal) -> Result<(), IscsiError> {
-    run(
+pub fn login(iqn: &str, portal: &Portal, deadline: Instant) -> Result<(), IscsiError> {
+    run_until(
         &iscsiadm()
             .args(["-m", "node", "-T", iqn, "-p"])
             .arg(portal.to_string())
             .arg("-l"),
         &[ERR_SESS_EXISTS],
+        deadline,
     )
     .map(drop)
 }

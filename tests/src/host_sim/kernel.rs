@@ -2,7 +2,14 @@
 //! (open-iscsi's node database, SendTargets discovery, login and logout against the
 //! fabric's iSCSI portals, CHAP), `udevadm settle` (the SCSI scans a driver asked for by
 //! writing `sys/class/scsi_host/hostN/scan` are carried out, then udev is idle), and
-//! `systemctl` (start/restart of multipathd and iscsid).
+//! `systemctl` (start/restart of multipathd and iscsid; `is-active` of iscsid).
+//!
+//! As iscsid does, discovery and login first connect to the portal over TCP (see
+//! [`super::portals`]): a portal that never answers costs what it costs open-iscsi, the
+//! login timeout (15 s) for each of its tries (discovery `reopen_max` 5, login
+//! `initial_login_retry_max` 8). Discovery writes the node records it finds under
+//! `var/lib/iscsi/nodes/<iqn>/<ip>,<port>,<tpgt>/default`, with default settings, as
+//! open-iscsi does. While iscsid is stopped, what needs it fails with 20.
 //!
 //! The stand-in programs (see [`super::relay`]) pass their argv here over a unix socket at
 //! `<root>/.host-sim.sock` and print what comes back. Outputs and exit codes are
@@ -14,8 +21,10 @@ use crate::multipathd_sim::MultipathdSim;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One program run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,10 +70,40 @@ pub struct Iscsi {
     pub sessions: BTreeMap<usize, (String, String)>,
     /// Targets that demand CHAP: target → (user, secret).
     pub chap: BTreeMap<String, (String, String)>,
+    /// Targets that demand mutual CHAP: target → (user_in, secret_in) they prove
+    /// themselves with.
+    pub mutual_chap: BTreeMap<String, (String, String)>,
+    /// iscsid is stopped (`systemctl start` starts it).
+    pub iscsid_stopped: bool,
     /// `systemctl` actions seen, e.g. `restart iscsid.service`.
     pub systemctl: Vec<String>,
     /// Every program run, as (program, argv).
     pub runs: Vec<(String, Vec<String>)>,
+}
+
+/// open-iscsi's `*.timeo.login_timeout`: how long one TCP connect to a portal may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// `discovery.sendtargets.reopen_max`.
+const DISCOVERY_TRIES: u32 = 5;
+/// `node.session.initial_login_retry_max`.
+const LOGIN_TRIES: u32 = 8;
+
+/// Connects to a portal over TCP as iscsid does: each try waits up to the login timeout;
+/// a refused connection is final.
+fn reach(portal: &str, tries: u32) -> Result<(), String> {
+    let addresses = super::portals::addresses(portal);
+    let Some(at) = addresses.first() else {
+        return Err(format!("cannot resolve {portal}"));
+    };
+    let mut why = String::new();
+    for _ in 0..tries.max(1) {
+        match TcpStream::connect_timeout(at, LOGIN_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => why = e.to_string(),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(why)
 }
 
 /// A (portal, tpgt, target) SendTargets reports.
@@ -75,6 +114,112 @@ pub struct Kernel {
     pub root: PathBuf,
     pub mpd: Arc<MultipathdSim>,
     pub iscsi: Arc<Mutex<Iscsi>>,
+    pub gates: Arc<Gates>,
+}
+
+/// Programs held at their start until a test lets them go, so a test can run something
+/// else at a chosen point of a driver call (no timing involved).
+#[derive(Default)]
+pub struct Gates {
+    state: Mutex<Vec<GateState>>,
+    changed: std::sync::Condvar,
+}
+
+struct GateState {
+    id: usize,
+    program: String,
+    args_contain: String,
+    /// The argv of the run it holds, once one arrived.
+    holding: Option<Vec<String>>,
+    open: bool,
+}
+
+/// One gate: the first run of `program` whose argv contains `args_contain` waits at it.
+pub struct Gate {
+    gates: Arc<Gates>,
+    id: usize,
+}
+
+/// How long a test waits for a gate before it gives up (a safety net against a hung test,
+/// never an assertion about time).
+const GATE_PATIENCE: Duration = Duration::from_secs(120);
+
+impl Gates {
+    pub fn add(self: &Arc<Self>, program: &str, args_contain: &str) -> Gate {
+        let mut state = lock(&self.state);
+        let id = state.len();
+        state.push(GateState {
+            id,
+            program: program.into(),
+            args_contain: args_contain.into(),
+            holding: None,
+            open: false,
+        });
+        Gate {
+            gates: Arc::clone(self),
+            id,
+        }
+    }
+
+    /// Holds a run at the first closed gate that matches it, until the gate opens.
+    fn pass(&self, request: &Request) {
+        let argv = request.args.join(" ");
+        let mut state = lock(&self.state);
+        let Some(id) = state
+            .iter()
+            .find(|g| {
+                !g.open
+                    && g.holding.is_none()
+                    && g.program == request.program
+                    && argv.contains(&g.args_contain)
+            })
+            .map(|g| g.id)
+        else {
+            return;
+        };
+        state[id].holding = Some(request.args.clone());
+        self.changed.notify_all();
+        while !state[id].open {
+            state = match self.changed.wait_timeout(state, GATE_PATIENCE) {
+                Ok((s, t)) if t.timed_out() => {
+                    let mut s = s;
+                    s[id].open = true;
+                    s
+                }
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+impl Gate {
+    /// Waits until a run arrived at the gate; its argv.
+    pub fn reached(&self) -> Option<Vec<String>> {
+        let mut state = lock(&self.gates.state);
+        loop {
+            if let Some(argv) = &state[self.id].holding {
+                return Some(argv.clone());
+            }
+            state = match self.gates.changed.wait_timeout(state, GATE_PATIENCE) {
+                Ok((_, t)) if t.timed_out() => return None,
+                Ok((s, _)) => s,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Lets the held run (and any later one) through.
+    pub fn open(&self) {
+        lock(&self.gates.state)[self.id].open = true;
+        self.gates.changed.notify_all();
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +309,7 @@ fn default_node() -> BTreeMap<String, String> {
 impl Kernel {
     /// Runs one program.
     pub fn run(&self, request: &Request) -> Reply {
+        self.gates.pass(request);
         lock(&self.iscsi)
             .runs
             .push((request.program.clone(), request.args.clone()));
@@ -172,8 +318,32 @@ impl Kernel {
             "udevadm" => self.udevadm(&request.args),
             "dmsetup" => self.dmsetup(&request.args),
             "systemctl" => {
-                lock(&self.iscsi).systemctl.push(request.args.join(" "));
-                Reply::ok("")
+                let mut iscsi = lock(&self.iscsi);
+                iscsi.systemctl.push(request.args.join(" "));
+                let unit = request.args.get(1).map(String::as_str);
+                match (request.args.first().map(String::as_str), unit) {
+                    (Some("is-active"), Some("iscsid" | "iscsid.service")) => {
+                        if iscsi.iscsid_stopped {
+                            Reply {
+                                status: 3,
+                                stdout: "inactive\n".into(),
+                                stderr: String::new(),
+                            }
+                        } else {
+                            Reply::ok("active\n")
+                        }
+                    }
+                    (Some("start" | "restart"), Some("iscsid" | "iscsid.service")) => {
+                        iscsi.iscsid_stopped = false;
+                        Reply::ok("")
+                    }
+                    (Some("stop"), Some("iscsid" | "iscsid.service")) => {
+                        iscsi.iscsid_stopped = true;
+                        Reply::ok("")
+                    }
+                    (Some("is-active"), _) => Reply::ok("active\n"),
+                    _ => Reply::ok(""),
+                }
             }
             other => Reply::fail(127, format!("{other}: not simulated\n")),
         }
@@ -306,6 +476,16 @@ impl Kernel {
 
     fn iscsiadm(&self, args: &[String]) -> Reply {
         let o = parse(args);
+        let needs_iscsid = matches!(o.mode.as_str(), "discovery" | "session")
+            || (o.mode == "discoverydb" && o.discover)
+            || (o.mode == "node" && (o.login || o.logout));
+        if needs_iscsid && lock(&self.iscsi).iscsid_stopped {
+            return Reply::fail(
+                20,
+                "iscsiadm: can not connect to iSCSI daemon (111)!\n\
+                 iscsiadm: Could not complete the operation: iscsid not connected\n",
+            );
+        }
         match o.mode.as_str() {
             "discovery" => self.discover(&o),
             "discoverydb" => {
@@ -353,6 +533,9 @@ impl Kernel {
                  iscsiadm: Could not perform SendTargets discovery: encountered connection failure\n"
             ),
         );
+        if reach(&portal, DISCOVERY_TRIES).is_err() {
+            return unreachable;
+        }
         let Some((_, up, all)) = self.portals_of(&portal) else {
             return unreachable;
         };
@@ -362,13 +545,32 @@ impl Kernel {
         let mut iscsi = lock(&self.iscsi);
         let mut out = String::new();
         for (p, tpgt, iqn) in all {
-            iscsi
-                .nodes
-                .entry((iqn.clone(), p.clone()))
-                .or_insert_with(default_node);
+            // A discovery resets the records it reports (what iBFT users guard against).
+            iscsi.nodes.insert((iqn.clone(), p.clone()), default_node());
+            self.write_node_record(&iqn, &p, &tpgt);
             out.push_str(&format!("{p},{tpgt} {iqn}\n"));
         }
         Reply::ok(out)
+    }
+
+    /// open-iscsi's record file of a node, with default settings.
+    fn write_node_record(&self, iqn: &str, portal: &str, tpgt: &str) {
+        let (address, port) = portal.rsplit_once(':').unwrap_or((portal, "3260"));
+        let dir = self
+            .root
+            .join("var/lib/iscsi/nodes")
+            .join(iqn)
+            .join(format!("{address},{port},{tpgt}"));
+        let mut text = format!(
+            "# BEGIN RECORD 6.2.0.874\nnode.name = {iqn}\nnode.tpgt = {tpgt}\n\
+             node.conn[0].address = {address}\nnode.conn[0].port = {port}\n"
+        );
+        for (k, v) in default_node() {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+        text.push_str("# END RECORD\n");
+        let _ = fs::create_dir_all(&dir);
+        let _ = fs::write(dir.join("default"), text);
     }
 
     fn node(&self, o: &Opts) -> Reply {
@@ -470,7 +672,32 @@ impl Kernel {
                     continue;
                 }
             }
+            if let Some((user_in, secret_in)) = iscsi.mutual_chap.get(target) {
+                // The initiator must ask the target to prove itself, with its credentials.
+                if node.get("node.session.auth.username_in") != Some(user_in)
+                    || node.get("node.session.auth.password_in") != Some(secret_in)
+                {
+                    err.push_str(&format!(
+                        "iscsiadm: Could not login to {what}.\n\
+                         iscsiadm: initiator reported error (24 - iSCSI login failed due to authorization failure)\n"
+                    ));
+                    status = 24;
+                    continue;
+                }
+            }
             drop(iscsi);
+            let tries = node
+                .get("node.session.initial_login_retry_max")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(LOGIN_TRIES);
+            if let Err(why) = reach(portal, tries) {
+                err.push_str(&format!(
+                    "iscsiadm: Could not login to {what}.\n\
+                     iscsiadm: initiator reported error (8 - connection timed out: {why})\n"
+                ));
+                status = 8;
+                continue;
+            }
             let Some((port, up, _)) = self.portals_of(portal) else {
                 status = 4;
                 continue;

@@ -11,6 +11,7 @@
 //! (the driver settles after every scan); device nodes are plain files.
 
 pub mod kernel;
+pub mod portals;
 pub mod relay;
 pub mod render;
 pub mod syslog;
@@ -18,7 +19,8 @@ pub mod udev;
 
 use crate::fabric::Fabric;
 use crate::multipathd_sim::{DaemonConfig, FindMultipaths, MultipathdSim, World};
-use kernel::{Iscsi, Kernel, Request};
+use kernel::{Gate, Gates, Iscsi, Kernel, Request};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,7 @@ pub struct HostSim {
     root: PathBuf,
     mpd: Arc<MultipathdSim>,
     pub iscsi: Arc<Mutex<Iscsi>>,
+    gates: Arc<Gates>,
     udev_held: Arc<AtomicBool>,
     syslog: syslog::Syslog,
     stop: Arc<AtomicBool>,
@@ -73,9 +76,22 @@ impl HostSim {
             "dev/mapper",
             "dev/disk/by-id",
             "etc/multipath",
-            "run",
+            "run/lock",
+            "var",
         ] {
             std::fs::create_dir_all(root.join(dir))?;
+        }
+        // As on a dom0: stock sm writes `/var/run/sr-ref` and `/var/lock/sm`, we `/run/…`.
+        for (link, to) in [("var/run", "../run"), ("var/lock", "../run/lock")] {
+            if std::fs::symlink_metadata(root.join(link)).is_err() {
+                std::os::unix::fs::symlink(to, root.join(link))?;
+            }
+        }
+        // Every portal of the fabric answers TCP, unless a test made it silent.
+        for (_, port) in fabric.iscsi_ports() {
+            if let Some(portal) = &port.portal {
+                portals::serve(portal);
+            }
         }
         let mut daemon = spec.daemon.clone();
         daemon.wwids_file = Some(root.join("etc/multipath/wwids"));
@@ -87,10 +103,12 @@ impl HostSim {
         }));
         let syslog = syslog::Syslog::start(&root)?;
         let iscsi = Arc::new(Mutex::new(Iscsi::default()));
+        let gates = Arc::new(Gates::default());
         let kernel = Arc::new(Kernel {
             root: root.clone(),
             mpd: Arc::clone(&mpd),
             iscsi: Arc::clone(&iscsi),
+            gates: Arc::clone(&gates),
         });
         let socket = root.join(relay::SOCKET);
         let _ = std::fs::remove_file(&socket);
@@ -107,6 +125,7 @@ impl HostSim {
             root,
             mpd,
             iscsi,
+            gates,
             udev_held,
             syslog,
             stop,
@@ -192,6 +211,12 @@ impl HostSim {
         }
     }
 
+    /// Holds the first run of `program` (`iscsiadm`, `udevadm`, `systemctl`) whose argv
+    /// contains `args_contain` until the returned gate opens (or is dropped).
+    pub fn gate(&self, program: &str, args_contain: &str) -> Gate {
+        self.gates.add(program, args_contain)
+    }
+
     /// An iSCSI target that demands CHAP.
     pub fn require_chap(&self, target_iqn: &str, user: &str, secret: &str) {
         if let Ok(mut iscsi) = self.iscsi.lock() {
@@ -199,6 +224,40 @@ impl HostSim {
                 .chap
                 .insert(target_iqn.into(), (user.into(), secret.into()));
         }
+    }
+
+    /// An iSCSI target that demands mutual CHAP: it proves itself with these credentials,
+    /// and a login whose node does not expect exactly them fails.
+    pub fn require_mutual_chap(&self, target_iqn: &str, user_in: &str, secret_in: &str) {
+        if let Ok(mut iscsi) = self.iscsi.lock() {
+            iscsi
+                .mutual_chap
+                .insert(target_iqn.into(), (user_in.into(), secret_in.into()));
+        }
+    }
+
+    /// Stops (or starts) iscsid.
+    pub fn set_iscsid_running(&self, running: bool) {
+        if let Ok(mut iscsi) = self.iscsi.lock() {
+            iscsi.iscsid_stopped = !running;
+        }
+    }
+
+    /// The `systemctl` actions seen, e.g. `start iscsid.service`.
+    pub fn systemctl_runs(&self) -> Vec<String> {
+        self.iscsi
+            .lock()
+            .map(|i| i.systemctl.clone())
+            .unwrap_or_default()
+    }
+
+    /// A node's settings in open-iscsi's database: (target, `address:port`).
+    pub fn node_settings(&self, target_iqn: &str, portal: &str) -> BTreeMap<String, String> {
+        self.iscsi
+            .lock()
+            .ok()
+            .and_then(|i| i.nodes.get(&(target_iqn.into(), portal.into())).cloned())
+            .unwrap_or_default()
     }
 
     /// The iSCSI sessions: (target, portal).

@@ -267,6 +267,12 @@ impl Renderer {
                     &block.join("dev"),
                     format!("{}:{}\n", device.dev_t.0, device.dev_t.1),
                 );
+                // A blk-mq disk's elevators, the kernel's default chosen (a plain file here:
+                // a write leaves just what was written).
+                write(
+                    &block.join("queue/scheduler"),
+                    "[mq-deadline] kyber bfq none\n",
+                );
                 let _ = symlink(
                     format!("../../{}", &dir["sys/".len()..]),
                     block.join("device"),

@@ -190,6 +190,10 @@ fn arity(class: Class, message: &str) -> Option<(usize, usize)> {
         (Class::Vdi, "introduce") => Some((12, 19)),
         (Class::Vdi, "create") => Some((2, 2)),
         (Class::Vdi, "set_managed") => Some((3, 3)),
+        (
+            Class::Sr,
+            "set_physical_size" | "set_physical_utilisation" | "set_virtual_allocation",
+        ) => Some((3, 3)),
         (Class::Message, "create") => Some((6, 6)),
         (Class::Message, "destroy") => Some((2, 2)),
         _ => None,
@@ -444,6 +448,29 @@ pub(crate) async fn dispatch(
                 ..VdiRow::default()
             };
             storage::vdi_create(sim, row).await.map(Value::String)
+        }
+        // What an SR driver's scan sets (stock `SR._db_update`); int64 arrives as a string
+        // over XML-RPC.
+        (
+            Class::Sr,
+            field @ ("set_physical_size" | "set_physical_utilisation" | "set_virtual_allocation"),
+        ) => {
+            let sr = p.string(1, "self")?;
+            let value = p.int(2, "value")?;
+            let field = field.to_string();
+            sim.modify(|db| {
+                let row = db
+                    .srs
+                    .get_mut(&sr)
+                    .ok_or_else(|| failure("HANDLE_INVALID", ["SR", &sr]))?;
+                match field.as_str() {
+                    "set_physical_size" => row.physical_size = value,
+                    "set_physical_utilisation" => row.physical_utilisation = value,
+                    _ => row.virtual_allocation = value,
+                }
+                db.touch(Class::Sr, &sr);
+                Ok(Value::void())
+            })
         }
         (Class::Vdi, "set_managed") => {
             let vdi = p.string(1, "self")?;

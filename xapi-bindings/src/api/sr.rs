@@ -157,6 +157,24 @@ pub async fn remove_from_sm_config(s: &Session, sr: &Ref<Sr>, key: &str) -> Resu
         .await
 }
 
+/// The sizes an SR driver's scan sets (stock `SR._db_update`).
+pub async fn set_sizes(
+    s: &Session,
+    sr: &Ref<Sr>,
+    physical_size: i64,
+    physical_utilisation: i64,
+    virtual_allocation: i64,
+) -> Result<(), Error> {
+    for (method, value) in [
+        ("SR.set_virtual_allocation", virtual_allocation),
+        ("SR.set_physical_size", physical_size),
+        ("SR.set_physical_utilisation", physical_utilisation),
+    ] {
+        s.call_void(method, vec![sr.into(), value.into()]).await?;
+    }
+    Ok(())
+}
+
 /// Sets one `sm_config` key, remove-then-add.
 pub async fn put_sm_config(s: &Session, sr: &Ref<Sr>, key: &str, value: &str) -> Result<(), Error> {
     s.put_map_key("SR", "sm_config", sr.as_str(), key, value)
