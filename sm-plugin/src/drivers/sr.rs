@@ -495,7 +495,7 @@ pub fn update(ctx: &Ctx<'_>) -> Result<(), SrError> {
 
 /// `iscsi_sessions`, or none where one number would mislead (see
 /// [`iscsi::sessions_to_publish`]).
-fn publish_sessions<X: crate::publish::Blocking>(
+fn publish_sessions<X: Blocking>(
     ctx: &Ctx<'_>,
     keys: &mut PbdKeys<'_, X>,
     plugged: &Attached,
