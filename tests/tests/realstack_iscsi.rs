@@ -147,16 +147,12 @@ fn realstack_iscsi_plug_with_an_unreachable_third_portal() {
          multipath -F >/dev/null 2>&1; iscsiadm -m session 2>&1; true",
     )
     .expect("log out");
-    // The guest has no systemd: a stand-in answers the driver's `systemctl` about iscsid.
     vm.sh(&format!(
         "mkdir -p /tmp/sm/bin && ln -sf {driver} /tmp/sm/LUNoISCSISR && \
-         printf '%s\\n' '#!/bin/sh' \
-         'case \"$1\" in is-active) pidof iscsid >/dev/null ;; start|restart) pidof iscsid >/dev/null || iscsid ;; *) exit 0 ;; esac' \
-         >/tmp/sm/bin/systemctl && chmod +x /tmp/sm/bin/systemctl && \
          ip link add smrs-void type dummy && ip link set smrs-void up && \
          ip route add 198.51.100.0/24 dev smrs-void"
     ))
-    .expect("driver, systemctl stand-in and the void subnet");
+    .expect("driver and the void subnet");
     let initiator = vm
         .sh("sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi")
         .expect("initiator name")

@@ -104,14 +104,10 @@ fn realstack_a_healthy_sr_over_two_targets_is_not_red_in_xencenter() {
          multipath -F >/dev/null 2>&1; true"
     ))
     .expect("a second target");
-    // The guest has no systemd: a stand-in answers the driver's `systemctl` about iscsid.
     vm.sh(&format!(
-        "mkdir -p /tmp/sm/bin && ln -sf {driver} /tmp/sm/LUNoISCSISR && \
-         printf '%s\\n' '#!/bin/sh' \
-         'case \"$1\" in is-active) pidof iscsid >/dev/null ;; start|restart) pidof iscsid >/dev/null || iscsid ;; *) exit 0 ;; esac' \
-         >/tmp/sm/bin/systemctl && chmod +x /tmp/sm/bin/systemctl"
+        "mkdir -p /tmp/sm/bin && ln -sf {driver} /tmp/sm/LUNoISCSISR"
     ))
-    .expect("driver and systemctl stand-in");
+    .expect("the driver");
     vm.sh(&format!(
         "mkdir -p /var/lib/xcp && setsid -f /mnt/host/xapi-sim --socket {XAPI_SOCKET} --state /tmp/pool.json --hosts 1 \
          --driver-dir /tmp/sm --driver-env PATH=/tmp/sm/bin:/sbin:/usr/sbin:/bin:/usr/bin \

@@ -160,6 +160,11 @@ pub fn prepare() -> Result<Option<Stack>> {
     }))
 }
 
+/// `systemctl` in the guest, for the units the driver asks about (iscsid).
+const SYSTEMCTL_STAND_IN: &str = "test -x /usr/sbin/systemctl || { printf '%s\\n' '#!/bin/sh' \
+    'case \"$1\" in is-active) pidof iscsid >/dev/null ;; start|restart) pidof iscsid >/dev/null || iscsid ;; *) exit 0 ;; esac' \
+    >/usr/sbin/systemctl && chmod +x /usr/sbin/systemctl; }";
+
 impl Stack {
     /// Boots a VM of this topology with the build output shared, and reports the boot time.
     pub fn boot(&self, topology: Topology) -> Result<Vm> {
@@ -204,7 +209,11 @@ impl Stack {
     }
 
     pub fn boot_with(&self, spec: &VmSpec) -> Result<Vm> {
-        let vm = Vm::start(&self.image, &self.qemu, spec)?;
+        let mut vm = Vm::start(&self.image, &self.qemu, spec)?;
+        // A dom0 runs systemd and the driver asks it about iscsid (`systemctl is-active`,
+        // `start`); the guest runs no systemd, so a stand-in on xapi's PATH answers from the
+        // process table, as systemd would for a daemon it started.
+        vm.sh(SYSTEMCTL_STAND_IN)?;
         report(
             &format!(
                 "boot {:?} on multipathd {} (qemu start to agent ready)",
