@@ -26,6 +26,7 @@
 
 use std::time::Duration;
 
+use sm_testkit::realstack::guest_xapi::{self, xe};
 use sm_testkit::realstack::{self, Daemon, Probe, Topology, Vm, report, wait_for};
 
 const IQN: &str = "iqn.2026-01.invalid.sm-rs:tgt-lun1";
@@ -36,9 +37,6 @@ const PULLED_PORTAL: &str = "127.0.0.3:3260";
 const SR_NAME: &str = "realstack-luns";
 const DROP_IN: &str = "/etc/multipath/conf.d/00-sm-rs.conf";
 const PULLS: usize = 3;
-/// The dom0's xapi socket, where the simulator listens: the driver, the agent and `xe` find
-/// it where they find xapi on a host, with no setting.
-const XAPI_SOCKET: &str = "/var/lib/xcp/xapi";
 
 /// Reads the PBD's key through XenAPI (XML-RPC on xapi's unix socket, as stock Python tools
 /// do) every 50 ms; prints `<uptime> <value>` when it changes.
@@ -73,31 +71,7 @@ while True:
 
 /// The HA path's call: plug the SR as its config says and attach the LUN (no session).
 fn attach_call(sr_uuid: &str) -> String {
-    format!(
-        "<methodCall><methodName>vdi_attach_from_config</methodName><params><param><value><struct>\
-         <member><name>command</name><value>vdi_attach_from_config</value></member>\
-         <member><name>args</name><value><array><data/></array></value></member>\
-         <member><name>device_config</name><value><struct>\
-         <member><name>SRmaster</name><value>true</value></member>\
-         <member><name>multipathing</name><value>true</value></member>\
-         <member><name>multipathhandle</name><value>dmp</value></member>\
-         <member><name>target</name><value>{PORTALS}</value></member>\
-         <member><name>targetIQN</name><value>{IQN}</value></member>\
-         <member><name>SCSIid</name><value>{WWID}</value></member>\
-         </struct></value></member>\
-         <member><name>sr_uuid</name><value>{sr_uuid}</value></member>\
-         <member><name>vdi_uuid</name><value>5c6f0d2e-realstack-agent-vdi</value></member>\
-         <member><name>vdi_location</name><value>{WWID}</value></member>\
-         </struct></value></param></params></methodCall>"
-    )
-}
-
-/// `xe` in the guest against the simulator.
-fn xe(vm: &mut Vm, args: &str) -> String {
-    vm.sh(&format!("/mnt/host/xe {args}"))
-        .unwrap_or_else(|e| panic!("xe {args}: {e}"))
-        .trim()
-        .to_string()
+    guest_xapi::attach_from_config(sr_uuid, "5c6f0d2e-realstack-agent-vdi", PORTALS, IQN, WWID)
 }
 
 /// The guest's uptime now, in seconds (the clock of the syslog stamps and the key log).
@@ -247,24 +221,7 @@ fn agent_follows(daemon: Daemon) {
         "mkdir -p /opt/xensource && ln -sfn {sm_dir} /opt/xensource/sm"
     ))
     .expect("install the driver");
-    vm.sh(&format!(
-        "mkdir -p /var/lib/xcp && setsid -f /mnt/host/xapi-sim --socket {XAPI_SOCKET} --state /tmp/pool.json --hosts 1 \
-         --driver-dir /opt/xensource/sm </dev/null >/tmp/xapi-sim.log 2>&1; \
-         for i in $(seq 100); do [ -S {XAPI_SOCKET} ] && break; sleep 0.1; done; [ -S {XAPI_SOCKET} ]",
-    ))
-    .expect("xapi-sim");
-    let host = xe(&mut vm, "host-list --minimal");
-    xe(
-        &mut vm,
-        &format!(
-            "host-param-set uuid={host} other-config:multipathing=true other-config:multipathhandle=dmp \
-             other-config:iscsi_iqn=$(sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi)"
-        ),
-    );
-    vm.sh(&format!(
-        "printf \"INSTALLATION_UUID='%s'\\n\" {host} > /etc/xensource-inventory"
-    ))
-    .expect("inventory");
+    let host = guest_xapi::start(&mut vm, "/opt/xensource/sm", None).expect("xapi in the guest");
     let sr = xe(
         &mut vm,
         &format!(

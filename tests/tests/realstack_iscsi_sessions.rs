@@ -14,20 +14,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sm_testkit::realstack::{self, Daemon, Probe, Topology, Vm, report, wait_for};
+use sm_testkit::realstack::guest_xapi::{self, xe};
+use sm_testkit::realstack::{self, Daemon, Probe, Topology, report, wait_for};
 
 const FIRST_IQN: &str = "iqn.2026-01.invalid.sm-rs:tgt-lun1";
 const SECOND_IQN: &str = "iqn.2026-01.invalid.sm-rs:tgt-lun2";
 const PORTALS: &str = "127.0.0.2,127.0.0.3";
-const XAPI_SOCKET: &str = "/var/lib/xcp/xapi";
-
-/// `xe` in the guest against the simulator.
-fn xe(vm: &mut Vm, args: &str) -> String {
-    vm.sh(&format!("/mnt/host/xe {args}"))
-        .unwrap_or_else(|e| panic!("xe {args}: {e}"))
-        .trim()
-        .to_string()
-}
 
 /// A map parameter as `xe … param-get` prints it: `k1: v1; k2: v2`.
 fn xe_map(text: &str) -> BTreeMap<String, String> {
@@ -54,22 +46,12 @@ fn red(current: i64, max: i64, iscsi_sessions: i64) -> bool {
 
 /// The HA path's call: activate a LUN of the plugged SR (no VM needed).
 fn attach_call(sr_uuid: &str, scsiid: &str) -> String {
-    format!(
-        "<methodCall><methodName>vdi_attach_from_config</methodName><params><param><value><struct>\
-         <member><name>command</name><value>vdi_attach_from_config</value></member>\
-         <member><name>args</name><value><array><data/></array></value></member>\
-         <member><name>device_config</name><value><struct>\
-         <member><name>SRmaster</name><value>true</value></member>\
-         <member><name>multipathing</name><value>true</value></member>\
-         <member><name>multipathhandle</name><value>dmp</value></member>\
-         <member><name>target</name><value>{PORTALS}</value></member>\
-         <member><name>targetIQN</name><value>*</value></member>\
-         <member><name>SCSIid</name><value>{scsiid}</value></member>\
-         </struct></value></member>\
-         <member><name>sr_uuid</name><value>{sr_uuid}</value></member>\
-         <member><name>vdi_uuid</name><value>5c6f0d2e-realstack-sessions-vdi</value></member>\
-         <member><name>vdi_location</name><value>{scsiid}</value></member>\
-         </struct></value></param></params></methodCall>"
+    guest_xapi::attach_from_config(
+        sr_uuid,
+        "5c6f0d2e-realstack-sessions-vdi",
+        PORTALS,
+        "*",
+        scsiid,
     )
 }
 
@@ -108,25 +90,12 @@ fn realstack_a_healthy_sr_over_two_targets_is_not_red_in_xencenter() {
         "mkdir -p /tmp/sm/bin && ln -sf {driver} /tmp/sm/LUNoISCSISR"
     ))
     .expect("the driver");
-    vm.sh(&format!(
-        "mkdir -p /var/lib/xcp && setsid -f /mnt/host/xapi-sim --socket {XAPI_SOCKET} --state /tmp/pool.json --hosts 1 \
-         --driver-dir /tmp/sm --driver-env PATH=/tmp/sm/bin:/sbin:/usr/sbin:/bin:/usr/bin \
-         </dev/null >/tmp/xapi-sim.log 2>&1; \
-         for i in $(seq 100); do [ -S {XAPI_SOCKET} ] && break; sleep 0.1; done; [ -S {XAPI_SOCKET} ]",
-    ))
-    .expect("xapi-sim");
-    let host = xe(&mut vm, "host-list --minimal");
-    xe(
+    guest_xapi::start(
         &mut vm,
-        &format!(
-            "host-param-set uuid={host} other-config:multipathing=true other-config:multipathhandle=dmp \
-             other-config:iscsi_iqn=$(sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi)"
-        ),
-    );
-    vm.sh(&format!(
-        "printf \"INSTALLATION_UUID='%s'\\n\" {host} > /etc/xensource-inventory"
-    ))
-    .expect("inventory");
+        "/tmp/sm",
+        Some("/tmp/sm/bin:/sbin:/usr/sbin:/bin:/usr/bin"),
+    )
+    .expect("xapi in the guest");
 
     let started = std::time::Instant::now();
     let sr = xe(

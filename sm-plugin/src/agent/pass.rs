@@ -190,20 +190,7 @@ impl Saved {
         let mut fresh = BTreeMap::new();
         for view in views {
             let old = self.xapi.remove(view.pbd.as_str()).unwrap_or_default();
-            let keys = view
-                .keys
-                .iter()
-                .map(|(k, v)| {
-                    let at = old.get(k).filter(|p| p.value == *v).and_then(|p| p.at);
-                    (
-                        k.clone(),
-                        Published {
-                            value: v.clone(),
-                            at,
-                        },
-                    )
-                })
-                .collect();
+            let keys = adopted(&old, &view.keys);
             fresh.insert(view.pbd.as_str().to_string(), keys);
         }
         self.xapi = fresh;
@@ -446,20 +433,7 @@ impl Saved {
 
     /// Replaces what we know the host holds with a fresh read.
     pub fn adopt_host_keys(&mut self, keys: &BTreeMap<String, String>) {
-        let old = std::mem::take(&mut self.host_keys);
-        self.host_keys = keys
-            .iter()
-            .map(|(k, v)| {
-                let at = old.get(k).filter(|p| p.value == *v).and_then(|p| p.at);
-                (
-                    k.clone(),
-                    Published {
-                        value: v.clone(),
-                        at,
-                    },
-                )
-            })
-            .collect();
+        self.host_keys = adopted(&self.host_keys, keys);
     }
 
     /// The host's keys while dom0 boots from a multipath map: `mpath-boot` = `[active,
@@ -516,6 +490,26 @@ pub fn utc(secs: u64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Keys as read from xapi, keeping when we wrote each one where it still holds our value
+/// (a value someone else wrote, or one found there, has no time of ours).
+fn adopted(
+    old: &BTreeMap<String, Published>,
+    read: &BTreeMap<String, String>,
+) -> BTreeMap<String, Published> {
+    read.iter()
+        .map(|(k, v)| {
+            let at = old.get(k).filter(|p| p.value == *v).and_then(|p| p.at);
+            (
+                k.clone(),
+                Published {
+                    value: v.clone(),
+                    at,
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod agent;
 mod daemon;
 mod error;
 mod faults;
+pub mod guest_xapi;
 mod image;
 mod io;
 mod jsonl;
