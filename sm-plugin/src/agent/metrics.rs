@@ -31,6 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DEFAULT_FILE: &str = "/var/lib/node_exporter/textfile_collector/sm_rs_agent.prom";
 
 /// Path states, as `status` reports them (`mpathutil::PathVerdict`).
+/// One of a LUN's path counts, as the API reports it (`None`: unknown).
+type Count = fn(&LunStatus) -> Option<u32>;
+
 const PATH_STATES: [&str; 4] = ["active", "standby", "pending", "failed"];
 /// LUN health, as `status` reports it.
 const LUN_HEALTH: [&str; 4] = ["ok", "degraded", "down", "unknown"];
@@ -232,42 +235,29 @@ impl Writer {
         }
 
         let known: Vec<&LunStatus> = luns.iter().filter(|l| l.active.is_some()).collect();
-        out.family(
-            "sm_rs_lun_paths_active",
-            "gauge",
-            "Paths of the LUN that work now (the first number of the PBD's [active, max]); \
-             absent while the count is unknown.",
-        );
-        for l in &known {
-            out.sample(
+        let counts: [(&str, &str, Count); 3] = [
+            (
                 "sm_rs_lun_paths_active",
-                &lun_labels(l),
-                f64::from(l.active.unwrap_or(0)),
-            );
-        }
-        out.family(
-            "sm_rs_lun_paths_max",
-            "gauge",
-            "The most paths the LUN has had (the second number of [active, max]).",
-        );
-        for l in &known {
-            out.sample(
+                "Paths of the LUN that work now (the first number of the PBD's [active, max]); \
+                 absent while the count is unknown.",
+                |l| l.active,
+            ),
+            (
                 "sm_rs_lun_paths_max",
-                &lun_labels(l),
-                f64::from(l.max.unwrap_or(0)),
-            );
-        }
-        out.family(
-            "sm_rs_lun_paths_present",
-            "gauge",
-            "Paths of the LUN's map now, working or not.",
-        );
-        for l in &known {
-            out.sample(
+                "The most paths the LUN has had (the second number of [active, max]).",
+                |l| l.max,
+            ),
+            (
                 "sm_rs_lun_paths_present",
-                &lun_labels(l),
-                f64::from(l.total.unwrap_or(0)),
-            );
+                "Paths of the LUN's map now, working or not.",
+                |l| l.total,
+            ),
+        ];
+        for (name, help, count) in counts {
+            out.family(name, "gauge", help);
+            for l in &known {
+                out.sample(name, &lun_labels(l), f64::from(count(l).unwrap_or(0)));
+            }
         }
         out.family(
             "sm_rs_lun_health",
